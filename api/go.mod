@@ -1,0 +1,3 @@
+module github.com/opsdesk/opsdesk/api
+
+go 1.26.8

@@ -1,0 +1,3 @@
+module github.com/opsdesk/opsdesk/cmd/opsdesk
+
+go 1.26.8

@@ -1,0 +1,33 @@
+// Package runtime runs OpsDesk modules (infrastructure and services) in
+// dependency order, in one process: the whole system (--target=all) or any
+// subset (--target=intake). A module that fails stops the process.
+package runtime
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Service is a started module. Run blocks until ctx is cancelled or the
+// service fails; a returned error other than ctx's stops the process.
+// Stop releases what the service holds (drain consumers, flush) within ctx.
+type Service interface {
+	Run(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
+
+// Deps is the shared infrastructure a service module is built from.
+type Deps struct {
+	Logger *slog.Logger
+	NATS   *nats.Conn
+	JS     jetstream.JetStream
+	DB     *pgxpool.Pool
+	// HTTP is the echo instance the service mounts its routes on: the shared
+	// listener in all-in-one mode, the service's own in split mode.
+	HTTP *echo.Echo
+}

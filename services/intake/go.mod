@@ -1,0 +1,3 @@
+module github.com/opsdesk/opsdesk/services/intake
+
+go 1.26.8

@@ -1,0 +1,3 @@
+module github.com/opsdesk/opsdesk/tests
+
+go 1.26.8
