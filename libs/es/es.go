@@ -18,6 +18,11 @@ import (
 // since it was loaded (the expected last sequence no longer matches).
 var ErrConcurrency = errors.New("es: concurrent update of aggregate")
 
+// ErrUnavailable is returned when the event store cannot be reached or did
+// not answer in time; the write may or may not have been stored, and a retry
+// with the same event ids is safe. Ports answer 503 with Retry-After.
+var ErrUnavailable = errors.New("es: event store unavailable")
+
 // ErrInvalidKey is returned when a tenant or aggregate id is not a safe
 // NATS subject token.
 var ErrInvalidKey = errors.New("es: invalid aggregate key")
