@@ -2,7 +2,10 @@
 // the payloads that intake appends to the TICKETS stream.
 package ticketv1
 
-import "time"
+import (
+	"embed"
+	"time"
+)
 
 // Stream and subject layout of the ticket context.
 const (
@@ -32,8 +35,26 @@ const (
 	LevelHigh   = "high"
 )
 
+// Priorities, derived from impact and urgency with the ITIL matrix when a
+// ticket is created: P1 critical, P2 high, P3 medium, P4 low, P5 planning.
+const (
+	PriorityP1 = "P1"
+	PriorityP2 = "P2"
+	PriorityP3 = "P3"
+	PriorityP4 = "P4"
+	PriorityP5 = "P5"
+)
+
+// Channels a ticket can arrive through.
+const (
+	ChannelAPI = "api"
+)
+
 // TicketCreated records that a ticket was logged. Its JSON Schema is
 // ticket.created.v1.schema.json beside this file.
+//
+// Priority is recorded rather than re-derived by readers, so a later change
+// of the priority matrix does not rewrite history.
 type TicketCreated struct {
 	TicketID    string    `json:"ticket_id"`
 	Number      string    `json:"number"`
@@ -42,7 +63,54 @@ type TicketCreated struct {
 	Description string    `json:"description"`
 	Impact      string    `json:"impact"`
 	Urgency     string    `json:"urgency"`
+	Priority    string    `json:"priority"`
 	Requester   string    `json:"requester"`
 	Channel     string    `json:"channel"`
 	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Schemas holds the JSON Schema (draft 2020-12) of every event type of this
+// package, one file per type, named as EventType.Schema says.
+//
+//go:embed *.schema.json
+var Schemas embed.FS
+
+// EventType describes one event type of this package: enough for a registry,
+// a decoder, or the contract test that checks Go types against schemas.
+type EventType struct {
+	// Type is the ce-type, e.g. opsdesk.ticket.created.v1.
+	Type string
+	// New returns a pointer to a zero payload to unmarshal into.
+	New func() any
+	// Schema is the file name of the JSON Schema in Schemas.
+	Schema string
+	// Example returns a valid, fully populated payload (documentation and
+	// contract tests).
+	Example func() any
+}
+
+// EventTypes lists every event type of the ticket context, version 1.
+func EventTypes() []EventType {
+	return []EventType{
+		{
+			Type:   TypeTicketCreated,
+			New:    func() any { return &TicketCreated{} },
+			Schema: "ticket.created.v1.schema.json",
+			Example: func() any {
+				return &TicketCreated{
+					TicketID:    "tk_01JB8ZQ5M6V8Y0K3W4X2N7R9TE",
+					Number:      "OPS-1042",
+					Type:        TypeIncident,
+					Title:       "Printer on floor 3 is offline",
+					Description: "Nobody on floor 3 can print since 9:00.",
+					Impact:      LevelMedium,
+					Urgency:     LevelHigh,
+					Priority:    PriorityP2,
+					Requester:   "ada@example.com",
+					Channel:     ChannelAPI,
+					CreatedAt:   time.Date(2025, 11, 3, 9, 12, 45, 123456000, time.UTC),
+				}
+			},
+		},
+	}
 }
