@@ -1,0 +1,48 @@
+package intake_test
+
+import (
+	"flag"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opsdesk/opsdesk/libs/config"
+	"github.com/opsdesk/opsdesk/services/intake"
+)
+
+func TestConfigFromEnvAndFlags(t *testing.T) {
+	var cfg intake.Config
+	env := map[string]string{"OPSDESK_INTAKE_READ_WAIT": "5s", "OPSDESK_INTAKE_NUMBER_BLOCK": "8"}
+	_, err := config.Load([]string{"-intake.number-block=64"}, func(k string) string { return env[k] }, config.Section{
+		EnvPrefix:     "OPSDESK_INTAKE_",
+		Target:        &cfg,
+		RegisterFlags: func(fs *flag.FlagSet) { cfg.RegisterFlags("intake.", fs) },
+		Validate:      cfg.Validate,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := intake.DefaultConfig()
+	want.ReadWait = 5 * time.Second // env
+	want.NumberBlock = 64           // flag wins over env
+	if cfg != want {
+		t.Fatalf("config %+v, want %+v", cfg, want)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	var zero intake.Config
+	if err := zero.Validate(); err != nil {
+		t.Fatalf("zero config (all defaults): %v", err)
+	}
+	bad := intake.Config{ReadWait: -time.Second, NumberBlock: -1, Replicas: 7, DuplicateWindow: time.Second, ProjectionBatch: 20000}
+	err := bad.Validate()
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, want := range []string{"READ_WAIT", "NUMBER_BLOCK", "replicas", "duplicate window", "PROJECTION_BATCH"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+}
