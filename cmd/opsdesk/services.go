@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"slices"
+	"sort"
+
+	"github.com/opsdesk/opsdesk/libs/config"
+	"github.com/opsdesk/opsdesk/libs/runtime"
+	"github.com/opsdesk/opsdesk/services/intake"
+)
+
+// service is one OpsDesk service this binary can run. Each later service
+// (triage, sla, assets, ...) adds itself in newServices.
+type service struct {
+	name string
+	// section is the service's configuration (OPSDESK_<NAME>_*, -<name>.*).
+	section config.Section
+	// config is the loaded section, shown at /config.
+	config func() any
+	// build makes the service from the shared infrastructure.
+	build func(ctx context.Context, d runtime.Deps) (runtime.Service, error)
+	// rebuild empties each of the service's read models, by projection name.
+	rebuild map[string]func(ctx context.Context, d runtime.Deps) error
+}
+
+// newServices returns every service with its configuration section; the
+// sections are filled by config.Load.
+func newServices() []*service {
+	intakeCfg := intake.DefaultConfig()
+	return []*service{
+		{
+			name: "intake",
+			section: config.Section{
+				EnvPrefix:     "OPSDESK_INTAKE_",
+				Target:        &intakeCfg,
+				RegisterFlags: func(fs *flag.FlagSet) { intakeCfg.RegisterFlags("intake.", fs) },
+				Validate:      func() error { return intakeCfg.Validate() },
+			},
+			config: func() any { return intakeCfg },
+			build: func(ctx context.Context, d runtime.Deps) (runtime.Service, error) {
+				return intake.New(ctx, intakeCfg, d)
+			},
+			rebuild: map[string]func(context.Context, runtime.Deps) error{
+				intake.TicketsProjection: func(ctx context.Context, d runtime.Deps) error {
+					return intake.Rebuild(ctx, intakeCfg, d)
+				},
+			},
+		},
+	}
+}
+
+func sections(svcs []*service) []config.Section {
+	out := make([]config.Section, len(svcs))
+	for i, s := range svcs {
+		out[i] = s.section
+	}
+	return out
+}
+
+// serviceNames are the names of svcs, which with "all" are the targets.
+func serviceNames(svcs []*service) []string {
+	names := make([]string, len(svcs))
+	for i, s := range svcs {
+		names[i] = s.name
+	}
+	return names
+}
+
+// selected returns the services targets name ("all" is every service).
+func selected(svcs []*service, targets []string) []*service {
+	if slices.Contains(targets, config.TargetAll) {
+		return svcs
+	}
+	var out []*service
+	for _, s := range svcs {
+		if slices.Contains(targets, s.name) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// projections lists every rebuildable projection name, sorted.
+func projections(svcs []*service) []string {
+	var names []string
+	for _, s := range svcs {
+		for name := range s.rebuild {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
