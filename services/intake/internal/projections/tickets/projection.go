@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	ticketv1 "github.com/opsdesk/opsdesk/api/events/ticket/v1"
 	"github.com/opsdesk/opsdesk/libs/es"
+	"github.com/opsdesk/opsdesk/libs/projection"
 	"github.com/opsdesk/opsdesk/services/intake/internal/codec"
 )
 
@@ -23,7 +25,11 @@ const Name = "intake__tickets_v1"
 // Projection folds ticket events into the read model. Every Apply is
 // idempotent on its own (rows keyed by the stream sequence and guarded by
 // last_seq), a second line of defence behind the runner's checkpoint.
+// ApplyBatch writes runs of created tickets with one multi-row statement,
+// which is what a replay or a burst of new tickets consists of.
 type Projection struct{}
+
+var _ projection.BatchProjection = Projection{}
 
 // Name implements projection.Projection.
 func (Projection) Name() string { return Name }
@@ -58,6 +64,107 @@ func (Projection) Apply(ctx context.Context, tx pgx.Tx, e es.Event) error {
 	default:
 		return applyOther(ctx, tx, tenant, id, e)
 	}
+}
+
+// ApplyBatch folds events in stream order with the effect of Apply on each
+// in turn: consecutive TicketCreated events go into both tables with one
+// INSERT over arrays (one round trip and one statement for up to a whole
+// batch), anything else through Apply after the creations before it. Any
+// error fails the whole call; the runner then applies the events one by one
+// to find the culprit.
+func (p Projection) ApplyBatch(ctx context.Context, tx pgx.Tx, events []es.Event) error {
+	var run createdRows
+	for _, e := range events {
+		tenant, id, err := aggregate(e)
+		if err != nil {
+			return err
+		}
+		payload, err := codec.Decode(e)
+		if err != nil && !errors.Is(err, codec.ErrUnknownType) {
+			return err
+		}
+		if c, ok := payload.(ticketv1.TicketCreated); ok {
+			if c.TicketID != id {
+				return fmt.Errorf("event %s: payload ticket_id %q does not match subject %q", e.ID, c.TicketID, e.Subject)
+			}
+			run.add(tenant, e, c)
+			continue
+		}
+		if err := run.flush(ctx, tx); err != nil {
+			return err
+		}
+		if err := applyOther(ctx, tx, tenant, id, e); err != nil {
+			return err
+		}
+	}
+	return run.flush(ctx, tx)
+}
+
+// createdRows holds a run of TicketCreated events column by column, the
+// shape unnest() takes.
+type createdRows struct {
+	tenant, id, number, typ, title, description, impact, urgency, priority, requester, channel []string
+	createdAt, eventTime                                                                       []time.Time
+	seq                                                                                        []int64
+	eventID, eventType, actor, data, traceID                                                   []string
+}
+
+func (r *createdRows) add(tenant string, e es.Event, c ticketv1.TicketCreated) {
+	r.tenant = append(r.tenant, tenant)
+	r.id = append(r.id, c.TicketID)
+	r.number = append(r.number, c.Number)
+	r.typ = append(r.typ, c.Type)
+	r.title = append(r.title, c.Title)
+	r.description = append(r.description, c.Description)
+	r.impact = append(r.impact, c.Impact)
+	r.urgency = append(r.urgency, c.Urgency)
+	r.priority = append(r.priority, c.Priority)
+	r.requester = append(r.requester, c.Requester)
+	r.channel = append(r.channel, c.Channel)
+	r.createdAt = append(r.createdAt, c.CreatedAt)
+	r.seq = append(r.seq, int64(e.Sequence))
+	r.eventID = append(r.eventID, e.ID)
+	r.eventType = append(r.eventType, e.Type)
+	r.eventTime = append(r.eventTime, e.Time)
+	r.actor = append(r.actor, e.Actor)
+	r.data = append(r.data, string(data(e)))
+	r.traceID = append(r.traceID, es.TraceID(e.TraceParent))
+}
+
+// insertCreated is applyCreated for many events at once, with the same
+// conflict rules.
+const insertCreated = `
+WITH rows AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::bigint[],
+                         $14::text[], $15::text[], $16::timestamptz[], $17::text[], $18::text[], $19::text[])
+        AS r(tenant_id, id, number, type, title, description, impact, urgency, priority, requester, channel,
+             created_at, seq, event_id, event_type, time, actor, data, trace_id)
+), ticket AS (
+    INSERT INTO intake.tickets (tenant_id, id, number, type, status, title, description, impact, urgency,
+                                priority, requester, channel, created_at, updated_at, version, last_seq)
+    SELECT tenant_id, id, number, type, 'new', title, description, impact, urgency,
+           priority, requester, channel, created_at, created_at, 1, seq FROM rows
+    ON CONFLICT (tenant_id, id) DO NOTHING
+)
+INSERT INTO intake.ticket_events (seq, tenant_id, ticket_id, version, event_id, type, time, actor, data, trace_id)
+SELECT seq, tenant_id, id, 1, event_id, event_type, time, actor, data::jsonb, trace_id FROM rows
+ON CONFLICT (seq) DO NOTHING`
+
+// flush writes the run, if any, and empties it.
+func (r *createdRows) flush(ctx context.Context, tx pgx.Tx) error {
+	n := len(r.seq)
+	if n == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, insertCreated, r.tenant, r.id, r.number, r.typ, r.title, r.description, r.impact,
+		r.urgency, r.priority, r.requester, r.channel, r.createdAt, r.seq,
+		r.eventID, r.eventType, r.eventTime, r.actor, r.data, r.traceID)
+	if err != nil {
+		return fmt.Errorf("apply %d ticket creations, seq %d-%d: %w", n, r.seq[0], r.seq[n-1], err)
+	}
+	*r = createdRows{}
+	return nil
 }
 
 // aggregate reads tenant and ticket id from the subject, which the store
