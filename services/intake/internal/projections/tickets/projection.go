@@ -50,12 +50,8 @@ func (Projection) Reset(ctx context.Context, tx pgx.Tx) error {
 // it and then dead-letters it. Event types this version does not know are
 // still recorded in the ticket's history.
 func (Projection) Apply(ctx context.Context, tx pgx.Tx, e es.Event) error {
-	tenant, id, err := aggregate(e)
+	tenant, id, payload, err := decode(e)
 	if err != nil {
-		return err
-	}
-	payload, err := codec.Decode(e)
-	if err != nil && !errors.Is(err, codec.ErrUnknownType) {
 		return err
 	}
 	switch p := payload.(type) {
@@ -64,6 +60,20 @@ func (Projection) Apply(ctx context.Context, tx pgx.Tx, e es.Event) error {
 	default:
 		return applyOther(ctx, tx, tenant, id, e)
 	}
+}
+
+// decode reads an event's aggregate from its subject and its typed payload
+// (nil for a type this version does not know).
+func decode(e es.Event) (tenant, id string, payload any, err error) {
+	tenant, id, err = aggregate(e)
+	if err != nil {
+		return "", "", nil, err
+	}
+	payload, err = codec.Decode(e)
+	if err != nil && !errors.Is(err, codec.ErrUnknownType) {
+		return "", "", nil, err
+	}
+	return tenant, id, payload, nil
 }
 
 // ApplyBatch folds events in stream order with the effect of Apply on each
@@ -75,12 +85,8 @@ func (Projection) Apply(ctx context.Context, tx pgx.Tx, e es.Event) error {
 func (p Projection) ApplyBatch(ctx context.Context, tx pgx.Tx, events []es.Event) error {
 	var run createdRows
 	for _, e := range events {
-		tenant, id, err := aggregate(e)
+		tenant, id, payload, err := decode(e)
 		if err != nil {
-			return err
-		}
-		payload, err := codec.Decode(e)
-		if err != nil && !errors.Is(err, codec.ErrUnknownType) {
 			return err
 		}
 		if c, ok := payload.(ticketv1.TicketCreated); ok {
