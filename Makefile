@@ -52,12 +52,12 @@ test: ## go test every module (-race where RACE_MODULES says), then a summary
 bench: ## run the benchmark program (tests/bench): prints a table, writes bench-results.json
 	cd tests && $(GO) run ./bench -out ../bench-results.json
 
-lint: ## gofmt, go vet and staticcheck on every module
+lint: ## gofmt, go mod tidy -diff, go vet and staticcheck on every module
 	@unformatted=$$(gofmt -l $(MODULES)); \
 	if [[ -n "$$unformatted" ]]; then echo "gofmt: these files need formatting:"; echo "$$unformatted"; exit 1; fi
 	@for dir in $(MODULES); do \
-	  echo "=== $${dir#$(CURDIR)/}: go vet, staticcheck"; \
-	  (cd "$$dir" && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...); \
+	  echo "=== $${dir#$(CURDIR)/}: go mod tidy -diff, go vet, staticcheck"; \
+	  (cd "$$dir" && $(GO) mod tidy -diff && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...); \
 	done
 
 generate: ## go generate in every module

@@ -207,7 +207,7 @@ func TestAppendTraced(t *testing.T) {
 	}
 	attrs := map[string]string{}
 	for _, kv := range publish.Attributes() {
-		attrs[string(kv.Key)] = kv.Value.Emit()
+		attrs[string(kv.Key)] = kv.Value.String()
 	}
 	for k, want := range map[string]string{
 		"messaging.system":              "nats",
