@@ -89,6 +89,30 @@ type Store interface {
 	Load(ctx context.Context, key Key) ([]Event, uint64, error)
 }
 
+// Write is one aggregate's share of a multi-aggregate append: its events go
+// at the end of the aggregate provided its last stored event has stream
+// sequence Expected (0 for an aggregate with no events).
+type Write struct {
+	Key      Key
+	Expected uint64
+	Events   []Event
+}
+
+// MultiAppender is a Store that can append to several aggregates as one
+// atomic step: every write is stored, or none is. Commands that must keep a
+// rule across aggregates use it, e.g. claiming a unique e-mail address
+// (a claim aggregate whose id is derived from the address, appended at
+// expected sequence 0) together with the user that takes it.
+type MultiAppender interface {
+	Store
+	// AppendAll stores every write or none and returns, for each write, the
+	// stream sequence of its last event. If any aggregate has moved on it
+	// returns ErrConcurrency and stores nothing. Keys must be distinct and
+	// every write must hold events. Retrying with the same event ids stores
+	// them once.
+	AppendAll(ctx context.Context, writes []Write) ([]uint64, error)
+}
+
 // Decide is the pure part of a command: given the aggregate's history it
 // returns the new events, or a domain error.
 type Decide func(history []Event) ([]Event, error)

@@ -392,3 +392,146 @@ func testLargeAggregate(t *testing.T, s es.Store) {
 		t.Fatalf("last sequence %d, want %d", gotLast, last)
 	}
 }
+
+// RunMulti runs the suite of MultiAppender.AppendAll: all-or-nothing across
+// aggregates, one winner among concurrent claims, idempotent retries.
+func RunMulti(t *testing.T, newStore func(t *testing.T) es.MultiAppender) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s es.MultiAppender)
+	}{
+		{"AppendsToEveryAggregate", testMultiRoundTrip},
+		{"OneStaleWriteStoresNothing", testMultiStale},
+		{"ConcurrentClaimsOneWinner", testMultiClaims},
+		{"RetriedMultiAppendStoredOnce", testMultiRetry},
+		{"RejectsDuplicateKeysAndEmptyWrites", testMultiInvalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, newStore(t))
+		})
+	}
+}
+
+func testMultiRoundTrip(t *testing.T, s es.MultiAppender) {
+	a, b := newKey(), es.Key{Tenant: "t_" + ulid.Make().String(), ID: "em_" + ulid.Make().String()}
+	first := newEvents(a, 0, 1)
+	seqA := mustAppend(t, s, a, 0, first)
+	wa, wb := newEvents(a, 1, 2), newEvents(b, 0, 1)
+	seqs, err := s.AppendAll(ctxFor(t), []es.Write{{Key: a, Expected: seqA, Events: wa}, {Key: b, Events: wb}})
+	if err != nil || len(seqs) != 2 {
+		t.Fatalf("AppendAll = %v, %v", seqs, err)
+	}
+	gotA, lastA := mustLoad(t, s, a)
+	checkSame(t, a, "", gotA, append(first, wa...))
+	gotB, lastB := mustLoad(t, s, b)
+	checkSame(t, b, "", gotB, wb)
+	if seqs[0] != lastA || seqs[1] != lastB {
+		t.Fatalf("AppendAll returned %v, the aggregates end at %d and %d", seqs, lastA, lastB)
+	}
+}
+
+func testMultiStale(t *testing.T, s es.MultiAppender) {
+	a, b := newKey(), newKey()
+	taken := newEvents(b, 0, 1)
+	seqB := mustAppend(t, s, b, 0, taken)
+	// b is written already: a write that expects it empty must fail, and
+	// must take a's events down with it.
+	_, err := s.AppendAll(ctxFor(t), []es.Write{{Key: a, Events: newEvents(a, 0, 2)}, {Key: b, Events: newEvents(b, 5, 1)}})
+	if !errors.Is(err, es.ErrConcurrency) {
+		t.Fatalf("AppendAll over a taken aggregate: %v, want ErrConcurrency", err)
+	}
+	if got, last := mustLoad(t, s, a); len(got) != 0 || last != 0 {
+		t.Fatalf("a holds %d events after a refused AppendAll", len(got))
+	}
+	got, last := mustLoad(t, s, b)
+	checkSame(t, b, "", got, taken)
+	if last != seqB {
+		t.Fatalf("b moved to %d", last)
+	}
+}
+
+// testMultiClaims races writers that each create their own aggregate and
+// claim the same shared one: exactly one may win, and the losers' own
+// aggregates must stay empty.
+func testMultiClaims(t *testing.T, s es.MultiAppender) {
+	const writers = 8
+	claim := es.Key{Tenant: "t_" + ulid.Make().String(), ID: "em_" + ulid.Make().String()}
+	own := make([]es.Key, writers)
+	errs := make([]error, writers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range writers {
+		own[w] = es.Key{Tenant: claim.Tenant, ID: "u_" + ulid.Make().String()}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, errs[w] = s.AppendAll(ctxFor(t), []es.Write{
+				{Key: own[w], Events: newEvents(own[w], 0, 1)},
+				{Key: claim, Events: newEvents(claim, w, 1)},
+			})
+		}()
+	}
+	close(start)
+	wg.Wait()
+	winners := 0
+	for w, err := range errs {
+		got, _ := mustLoad(t, s, own[w])
+		switch {
+		case err == nil:
+			winners++
+			if len(got) != 1 {
+				t.Fatalf("winner %d: its aggregate holds %d events", w, len(got))
+			}
+		case errors.Is(err, es.ErrConcurrency):
+			if len(got) != 0 {
+				t.Fatalf("loser %d: its aggregate holds %d events", w, len(got))
+			}
+		default:
+			t.Fatalf("writer %d: %v, want success or ErrConcurrency", w, err)
+		}
+	}
+	if winners != 1 {
+		t.Fatalf("%d of %d claims succeeded, want exactly 1", winners, writers)
+	}
+	if got, _ := mustLoad(t, s, claim); len(got) != 1 {
+		t.Fatalf("the claim holds %d events, want 1", len(got))
+	}
+}
+
+func testMultiRetry(t *testing.T, s es.MultiAppender) {
+	a, b := newKey(), newKey()
+	writes := []es.Write{{Key: a, Events: newEvents(a, 0, 2)}, {Key: b, Events: newEvents(b, 0, 1)}}
+	seqs, err := s.AppendAll(ctxFor(t), writes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		again, err := s.AppendAll(ctxFor(t), writes)
+		if err != nil || fmt.Sprint(again) != fmt.Sprint(seqs) {
+			t.Fatalf("retry %d = %v, %v; want %v, nil (already stored)", i+1, again, err, seqs)
+		}
+	}
+	gotA, _ := mustLoad(t, s, a)
+	checkSame(t, a, "", gotA, writes[0].Events)
+	gotB, _ := mustLoad(t, s, b)
+	checkSame(t, b, "", gotB, writes[1].Events)
+}
+
+func testMultiInvalid(t *testing.T, s es.MultiAppender) {
+	a := newKey()
+	if _, err := s.AppendAll(ctxFor(t), []es.Write{{Key: a, Events: newEvents(a, 0, 1)}, {Key: a, Events: newEvents(a, 1, 1)}}); err == nil {
+		t.Fatal("AppendAll with one key twice succeeded")
+	}
+	if _, err := s.AppendAll(ctxFor(t), []es.Write{{Key: a, Events: newEvents(a, 0, 1)}, {Key: newKey()}}); err == nil {
+		t.Fatal("AppendAll with an empty write succeeded")
+	}
+	if _, err := s.AppendAll(ctxFor(t), []es.Write{{Key: es.Key{Tenant: "a.b", ID: "x"}, Events: newEvents(a, 0, 1)}}); !errors.Is(err, es.ErrInvalidKey) {
+		t.Fatalf("AppendAll with an invalid key: %v, want ErrInvalidKey", err)
+	}
+	if got, _ := mustLoad(t, s, a); len(got) != 0 {
+		t.Fatalf("refused AppendAll left %d events", len(got))
+	}
+}

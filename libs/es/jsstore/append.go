@@ -126,7 +126,7 @@ func (s *Store) append(ctx context.Context, subject string, expected uint64, evt
 	if len(msgs) == 1 {
 		seq, err = s.publishOne(ctx, subject, msgs[0], evts[0].ID, expected)
 	} else {
-		seq, err = s.publishBatch(ctx, msgs, expected)
+		seq, err = s.publishBatch(ctx, msgs, map[int]uint64{0: expected})
 	}
 	if err == nil {
 		return seq, nil
@@ -192,17 +192,18 @@ func (s *Store) publishOne(ctx context.Context, subject string, msg *nats.Msg, i
 // before the commit are plain publishes: NATS keeps the order of one
 // connection, the server stages them, and only the commit is acknowledged.
 // If one of them is lost (say, a reconnect in between) the commit is
-// refused as an incomplete batch and nothing is stored.
-func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg, expected uint64) (uint64, error) {
+// refused as an incomplete batch and nothing is stored. expected maps the
+// index of the first message of each subject to that subject's expected
+// last sequence: the server checks a subject's expectation only on its
+// first message in the batch, when the batch commits.
+func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg, expected map[int]uint64) (uint64, error) {
 	id := ulid.Make().String()
 	last := len(msgs) - 1
 	for i, m := range msgs {
 		m.Header.Set(headerBatchID, id)
 		m.Header.Set(headerBatchSeq, strconv.Itoa(i+1))
-		if i == 0 {
-			// Only the first message may carry the expected sequence; the
-			// server checks it when the batch commits.
-			m.Header.Set(events.HeaderExpectedLastSubjectSeq, strconv.FormatUint(expected, 10))
+		if seq, ok := expected[i]; ok {
+			m.Header.Set(events.HeaderExpectedLastSubjectSeq, strconv.FormatUint(seq, 10))
 		}
 		if i < last {
 			if err := s.nc.PublishMsg(m); err != nil {

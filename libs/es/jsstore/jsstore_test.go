@@ -61,6 +61,13 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+func TestMultiAppendConformance(t *testing.T) {
+	_, nc, js := setup(t)
+	estest.RunMulti(t, func(t *testing.T) es.MultiAppender {
+		return jsstore.New(nc, js, jsstore.Config{Context: testContext, Stream: testStream})
+	})
+}
+
 func newEvent(key es.Key) es.Event {
 	return es.Event{
 		ID: ulid.Make().String(), Type: "opsdesk.ticket.created.v1", Source: "/services/test",
