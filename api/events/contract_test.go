@@ -3,6 +3,7 @@ package events_test
 import (
 	"bytes"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"reflect"
 	"regexp"
@@ -10,10 +11,13 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/opsdesk/opsdesk/api/events"
+	identityv1 "github.com/opsdesk/opsdesk/api/events/identity/v1"
 	ticketv1 "github.com/opsdesk/opsdesk/api/events/ticket/v1"
 )
 
@@ -27,22 +31,77 @@ type contract struct {
 	File    string
 }
 
-// contracts gathers every event type of every context package. A new
-// context package adds its EventTypes here.
+// contextPackage is one context package's event types and embedded schemas;
+// Dir is its directory below api/events.
+type contextPackage struct {
+	Dir     string
+	Types   []events.EventType
+	Schemas fs.FS
+}
+
+// packages lists every context package. A new context package adds itself
+// here.
+func packages() []contextPackage {
+	return []contextPackage{
+		{Dir: "ticket/v1", Types: ticketv1.EventTypes(), Schemas: ticketv1.Schemas},
+		{Dir: "identity/v1", Types: identityv1.EventTypes(), Schemas: identityv1.Schemas},
+	}
+}
+
+// contracts gathers every event type of every context package.
 func contracts(t *testing.T) []contract {
 	t.Helper()
 	var out []contract
-	for _, et := range ticketv1.EventTypes() {
-		b, err := ticketv1.Schemas.ReadFile(et.Schema)
-		if err != nil {
-			t.Fatalf("%s: schema %s: %v", et.Type, et.Schema, err)
+	seen := map[string]bool{}
+	for _, p := range packages() {
+		for _, et := range p.Types {
+			if seen[et.Type] {
+				t.Fatalf("%s registered twice", et.Type)
+			}
+			seen[et.Type] = true
+			b, err := fs.ReadFile(p.Schemas, et.Schema)
+			if err != nil {
+				t.Fatalf("%s: schema %s: %v", et.Type, et.Schema, err)
+			}
+			out = append(out, contract{Type: et.Type, New: et.New, Example: et.Example, Schema: b, File: p.Dir + "/" + et.Schema})
 		}
-		out = append(out, contract{Type: et.Type, New: et.New, Example: et.Example, Schema: b, File: "ticket/v1/" + et.Schema})
 	}
 	if len(out) == 0 {
 		t.Fatal("no event types registered")
 	}
 	return out
+}
+
+// contractFor returns the contract of one ce-type.
+func contractFor(t *testing.T, typ string) contract {
+	t.Helper()
+	for _, c := range contracts(t) {
+		if c.Type == typ {
+			return c
+		}
+	}
+	t.Fatalf("no contract for %s", typ)
+	return contract{}
+}
+
+// TestEverySchemaFileIsRegistered checks no embedded schema is left without
+// an event type (a typo in EventType.Schema would otherwise hide one).
+func TestEverySchemaFileIsRegistered(t *testing.T) {
+	for _, p := range packages() {
+		files, err := fs.Glob(p.Schemas, "*.schema.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		used := map[string]bool{}
+		for _, et := range p.Types {
+			used[et.Schema] = true
+		}
+		for _, f := range files {
+			if !used[f] {
+				t.Errorf("%s/%s: no event type names this schema", p.Dir, f)
+			}
+		}
+	}
 }
 
 func compile(t *testing.T, c contract) *jsonschema.Schema {
@@ -108,6 +167,8 @@ func TestEventsRoundTripThroughSchemas(t *testing.T) {
 			}
 
 			var sch struct {
+				Schema     string                     `json:"$schema"`
+				ID         string                     `json:"$id"`
 				Title      string                     `json:"title"`
 				Required   []string                   `json:"required"`
 				Properties map[string]json.RawMessage `json:"properties"`
@@ -117,6 +178,12 @@ func TestEventsRoundTripThroughSchemas(t *testing.T) {
 			}
 			if sch.Title != c.Type {
 				t.Errorf("schema title %q, want the ce-type %q", sch.Title, c.Type)
+			}
+			if want := "https://opsdesk.dev/schemas/events/" + c.File; sch.ID != want {
+				t.Errorf("schema $id %q, want %q", sch.ID, want)
+			}
+			if sch.Schema != "https://json-schema.org/draft/2020-12/schema" {
+				t.Errorf("schema $schema %q, want draft 2020-12", sch.Schema)
 			}
 			all, required := jsonFields(reflect.TypeOf(example).Elem())
 			props := make([]string, 0, len(sch.Properties))
@@ -138,7 +205,7 @@ func TestEventsRoundTripThroughSchemas(t *testing.T) {
 // TestSchemaRejectsBadValues spot-checks that constraints are enforced, so
 // consumers can rely on them.
 func TestSchemaRejectsBadValues(t *testing.T) {
-	c := contracts(t)[0]
+	c := contractFor(t, ticketv1.TypeTicketCreated)
 	s := compile(t, c)
 	cases := map[string]func(*ticketv1.TicketCreated){
 		"unknown type":     func(e *ticketv1.TicketCreated) { e.Type = "outage" },
@@ -236,4 +303,194 @@ func jsonFields(t reflect.Type) (all, required []string) {
 	sort.Strings(all)
 	sort.Strings(required)
 	return all, required
+}
+
+// mutation changes an example payload (a pointer) before it is validated.
+type mutation struct {
+	name   string
+	mutate func(any)
+}
+
+// mut adapts a typed mutation of a *T payload.
+func mut[T any](name string, f func(*T)) mutation {
+	return mutation{name, func(v any) { f(v.(*T)) }}
+}
+
+// checkMutations validates each mutated example of typ against its schema
+// and wants it accepted or rejected.
+func checkMutations(t *testing.T, typ string, accept bool, ms ...mutation) {
+	t.Helper()
+	c := contractFor(t, typ)
+	s := compile(t, c)
+	for _, m := range ms {
+		t.Run(typ+"/"+m.name, func(t *testing.T) {
+			e := c.Example()
+			m.mutate(e)
+			b, err := json.Marshal(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = validate(s, b)
+			if accept && err != nil {
+				t.Fatalf("rejected %s: %v", b, err)
+			}
+			if !accept && err == nil {
+				t.Fatalf("accepted %s", b)
+			}
+		})
+	}
+}
+
+// TestIdentitySchemasRejectBadValues spot-checks the identity schemas'
+// constraints.
+func TestIdentitySchemasRejectBadValues(t *testing.T) {
+	type tc = identityv1.TenantCreated
+	checkMutations(t, identityv1.TypeTenantCreated, false,
+		mut("bad tenant id", func(e *tc) { e.TenantID = "t_01k94fjac06ahqfz5qk487kf97" }),
+		mut("ticket id as tenant", func(e *tc) { e.TenantID = "tk_01K94FJAC06AHQFZ5QK487KF97" }),
+		mut("ULID with I", func(e *tc) { e.TenantID = "t_01K94FJAC06AHQFZ5QK487KFI7" }),
+		mut("upper-case slug", func(e *tc) { e.Slug = "Northwind" }),
+		mut("slug with trailing hyphen", func(e *tc) { e.Slug = "northwind-" }),
+		mut("slug of 41", func(e *tc) { e.Slug = strings.Repeat("a", 41) }),
+		mut("unknown kind", func(e *tc) { e.Kind = "reseller" }),
+		mut("department without parent", func(e *tc) { e.ParentID = "" }),
+		mut("provider with parent", func(e *tc) { e.Kind = identityv1.KindProvider }),
+		mut("enterprise with parent", func(e *tc) { e.Kind = identityv1.KindEnterprise }),
+		mut("bad parent id", func(e *tc) { e.ParentID = "u_01K94FEN600NX9YM94KCH3DVV7" }),
+		mut("empty name", func(e *tc) { e.Name = "" }),
+		mut("long name", func(e *tc) { e.Name = strings.Repeat("x", 201) }),
+		mut("offset as time zone", func(e *tc) { e.TimeZone = "+02:00" }),
+		mut("empty time zone", func(e *tc) { e.TimeZone = "" }),
+		mut("long time zone", func(e *tc) { e.TimeZone = strings.Repeat("A", 65) }),
+		mut("POSIX locale", func(e *tc) { e.Locale = "en_US.UTF-8" }),
+		mut("empty locale", func(e *tc) { e.Locale = "" }),
+	)
+	type uo = identityv1.UserOnboarded
+	checkMutations(t, identityv1.TypeUserOnboarded, false,
+		mut("no roles", func(e *uo) { e.Roles = []string{} }),
+		mut("nil roles", func(e *uo) { e.Roles = nil }),
+		mut("unknown role", func(e *uo) { e.Roles = []string{"root"} }),
+		mut("duplicate role", func(e *uo) { e.Roles = []string{"agent", "agent"} }),
+		mut("bad group id", func(e *uo) { e.Groups = []string{"networking"} }),
+		mut("duplicate group", func(e *uo) { e.Groups = []string{e.Groups[0], e.Groups[0]} }),
+		mut("bad email", func(e *uo) { e.Email = "ada" }),
+		mut("long email", func(e *uo) { e.Email = strings.Repeat("a", 64) + "@" + strings.Repeat("b.", 128) + "example" }),
+		mut("bad user id", func(e *uo) { e.UserID = "u_nope" }),
+	)
+	checkMutations(t, identityv1.TypeUserGroupsChanged, false,
+		// A nil slice marshals as null: producers send [] for no groups.
+		mut("null groups", func(e *identityv1.UserGroupsChanged) { e.Groups = nil }),
+	)
+	checkMutations(t, identityv1.TypeUserAccessGranted, false,
+		mut("unknown role", func(e *identityv1.UserAccessGranted) { e.Role = "owner" }),
+		mut("bad client tenant", func(e *identityv1.UserAccessGranted) { e.ClientTenantID = "northwind" }),
+	)
+	checkMutations(t, identityv1.TypeUserSuspended, false,
+		mut("long reason", func(e *identityv1.UserSuspended) { e.Reason = strings.Repeat("x", 201) }),
+	)
+	checkMutations(t, identityv1.TypePasswordChanged, false,
+		mut("unknown reason", func(e *identityv1.PasswordChanged) { e.Reason = "forgotten" }),
+	)
+	checkMutations(t, identityv1.TypeSessionRevoked, false,
+		mut("empty reason", func(e *identityv1.SessionRevoked) { e.Reason = "" }),
+		mut("bad session id", func(e *identityv1.SessionRevoked) { e.SessionID = "01K94F7AT0HYPPCWB1G3FX2M1J" }),
+	)
+	checkMutations(t, identityv1.TypeSessionsRevoked, false,
+		mut("empty reason", func(e *identityv1.SessionsRevoked) { e.Reason = "" }),
+	)
+	type prr = identityv1.PasswordResetRequested
+	checkMutations(t, identityv1.TypePasswordResetRequested, false,
+		mut("padded token", func(e *prr) { e.SealedToken += "==" }),
+		mut("std base64 token", func(e *prr) { e.SealedToken = "ab+/cd" }),
+		mut("empty token", func(e *prr) { e.SealedToken = "" }),
+		mut("bad reset id", func(e *prr) { e.ResetID = "pr_" }),
+	)
+	checkMutations(t, identityv1.TypeEmailClaimed, false,
+		mut("not lower-cased", func(e *identityv1.EmailClaimed) { e.Email = "Ada.Lovelace@northwind.example" }),
+	)
+	type gc = identityv1.GroupCreated
+	checkMutations(t, identityv1.TypeGroupCreated, false,
+		mut("tier 0", func(e *gc) { e.Tier = 0 }),
+		mut("tier 4", func(e *gc) { e.Tier = 4 }),
+		mut("null skills", func(e *gc) { e.Skills = nil }),
+		mut("upper-case skill", func(e *gc) { e.Skills = []string{"M365"} }),
+		mut("empty skill", func(e *gc) { e.Skills = []string{""} }),
+		mut("long skill", func(e *gc) { e.Skills = []string{strings.Repeat("a", 65)} }),
+		mut("duplicate skill", func(e *gc) { e.Skills = []string{"vpn", "vpn"} }),
+	)
+	type atc = identityv1.APITokenCreated
+	checkMutations(t, identityv1.TypeAPITokenCreated, false,
+		mut("no scopes", func(e *atc) { e.Scopes = []string{} }),
+		mut("bad scope", func(e *atc) { e.Scopes = []string{"tickets"} }),
+		mut("upper-case hash", func(e *atc) { e.SecretHash = strings.ToUpper(e.SecretHash) }),
+		mut("short hash", func(e *atc) { e.SecretHash = e.SecretHash[:63] }),
+		mut("bad token id", func(e *atc) { e.TokenID = "t_01K94F95D0PVG7SZKRKNDGY4EW" }),
+		mut("bad creator", func(e *atc) { e.CreatedBy = "admin" }),
+	)
+
+	// Malformed timestamps are caught because formats are asserted.
+	for _, typ := range []string{identityv1.TypeAPITokenCreated, identityv1.TypeSessionsRevoked} {
+		c := contractFor(t, typ)
+		b, _ := json.Marshal(c.Example())
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range m {
+			if s, ok := v.(string); !ok || !strings.HasPrefix(s, "2025-") && !strings.HasPrefix(s, "2026-") {
+				continue
+			}
+			m[k] = "yesterday"
+			bad, _ := json.Marshal(m)
+			if err := validate(compile(t, c), bad); err == nil {
+				t.Errorf("%s: accepted %s yesterday: %s", typ, k, bad)
+			}
+			m[k] = v
+		}
+	}
+}
+
+// TestIdentitySchemasAcceptEdgeValues checks the constraints are not
+// tighter than the Go types and the domain allow.
+func TestIdentitySchemasAcceptEdgeValues(t *testing.T) {
+	type tc = identityv1.TenantCreated
+	checkMutations(t, identityv1.TypeTenantCreated, true,
+		mut("root provider, not operator", func(e *tc) {
+			e.Kind, e.ParentID, e.Operator = identityv1.KindProvider, "", false
+		}),
+		mut("root enterprise", func(e *tc) { e.Kind, e.ParentID = identityv1.KindEnterprise, "" }),
+		mut("client of a provider", func(e *tc) { e.Kind = identityv1.KindClient }),
+		mut("one-letter slug", func(e *tc) { e.Slug = "a" }),
+		mut("slug of 40", func(e *tc) { e.Slug = strings.Repeat("a", 40) }),
+		mut("UTC", func(e *tc) { e.TimeZone = "UTC" }),
+		mut("three-part zone", func(e *tc) { e.TimeZone = "America/Argentina/Buenos_Aires" }),
+		mut("Etc zone", func(e *tc) { e.TimeZone = "Etc/GMT+5" }),
+		mut("hyphenated zone", func(e *tc) { e.TimeZone = "America/Port-au-Prince" }),
+		mut("script locale", func(e *tc) { e.Locale = "zh-Hant-TW" }),
+		mut("language-only locale", func(e *tc) { e.Locale = "fr" }),
+	)
+	checkMutations(t, identityv1.TypeUserOnboarded, true,
+		mut("no groups", func(e *identityv1.UserOnboarded) { e.Groups = nil }),
+		mut("every role", func(e *identityv1.UserOnboarded) {
+			e.Roles = []string{identityv1.RoleRequester, identityv1.RoleAgent, identityv1.RoleSupervisor, identityv1.RoleAdmin}
+		}),
+	)
+	checkMutations(t, identityv1.TypeUserGroupsChanged, true,
+		mut("left every group", func(e *identityv1.UserGroupsChanged) { e.Groups = []string{} }),
+	)
+	checkMutations(t, identityv1.TypeUserSuspended, true,
+		mut("no reason", func(e *identityv1.UserSuspended) { e.Reason = "" }),
+	)
+	checkMutations(t, identityv1.TypeGroupCreated, true,
+		mut("no skills", func(e *identityv1.GroupCreated) { e.Skills = []string{} }),
+		mut("tier 3", func(e *identityv1.GroupCreated) { e.Tier = 3 }),
+	)
+	checkMutations(t, identityv1.TypeAPITokenCreated, true,
+		mut("never expires", func(e *identityv1.APITokenCreated) { e.ExpiresAt = time.Time{} }),
+		mut("nested scope", func(e *identityv1.APITokenCreated) { e.Scopes = []string{"admin:dead_letters:replay"} }),
+	)
+	for _, r := range []string{identityv1.PasswordReasonSet, identityv1.PasswordReasonReset, identityv1.PasswordReasonChanged} {
+		checkMutations(t, identityv1.TypePasswordChanged, true,
+			mut(r, func(e *identityv1.PasswordChanged) { e.Reason = r }))
+	}
 }

@@ -5,6 +5,8 @@ package ticketv1
 import (
 	"embed"
 	"time"
+
+	"github.com/opsdesk/opsdesk/api/events"
 )
 
 // Stream and subject layout of the ticket context.
@@ -70,24 +72,14 @@ type TicketCreated struct {
 }
 
 // Schemas holds the JSON Schema (draft 2020-12) of every event type of this
-// package, one file per type, named as EventType.Schema says.
+// package, one file per type, named as events.EventType.Schema says.
 //
 //go:embed *.schema.json
 var Schemas embed.FS
 
-// EventType describes one event type of this package: enough for a registry,
-// a decoder, or the contract test that checks Go types against schemas.
-type EventType struct {
-	// Type is the ce-type, e.g. opsdesk.ticket.created.v1.
-	Type string
-	// New returns a pointer to a zero payload to unmarshal into.
-	New func() any
-	// Schema is the file name of the JSON Schema in Schemas.
-	Schema string
-	// Example returns a valid, fully populated payload (documentation and
-	// contract tests).
-	Example func() any
-}
+// EventType describes one event type of this package. It is the shared
+// events.EventType; the alias keeps ticketv1.EventType working.
+type EventType = events.EventType
 
 // EventTypes lists every event type of the ticket context, version 1.
 func EventTypes() []EventType {
