@@ -36,16 +36,17 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 	if err != nil {
 		return fmt.Errorf("pgdb: migrate %s: %w", schema, err)
 	}
-	if err := ensureSchema(ctx, pool, schema); err != nil {
-		return err
-	}
-
 	// A dedicated database/sql handle (goose speaks database/sql) with the
-	// pool's settings and tracer plus the schema's search_path.
+	// pool's settings and tracer plus the schema's search_path. It acts as
+	// the login role, which owns what it creates, even when the pool's
+	// connections act as AppRole.
 	cc := pool.Config().ConnConfig.Copy()
 	cc.RuntimeParams["search_path"] = schema + ", public"
 	db := stdlib.OpenDB(*cc)
 	defer db.Close()
+	if err := ensureSchema(ctx, db, schema); err != nil {
+		return err
+	}
 
 	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations,
 		goose.WithTableName(schema+"."+VersionTable),
@@ -58,6 +59,9 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 	results, err := p.Up(ctx)
 	if err != nil {
 		return fmt.Errorf("pgdb: migrate %s: %w", schema, err)
+	}
+	if err := grantApp(ctx, db, schema); err != nil {
+		return err
 	}
 	if len(results) > 0 {
 		last := results[len(results)-1].Source.Version
@@ -83,14 +87,21 @@ func migrationRoot(fsys fs.FS) (fs.FS, error) {
 // ensureSchema creates schema under a transaction-scoped advisory lock:
 // CREATE SCHEMA IF NOT EXISTS is not safe against a concurrent twin (both
 // see "missing", one fails on the catalog's unique index).
-func ensureSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
-	err := InTx(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "select pg_advisory_xact_lock($1)", LockKey("schema:"+schema)); err != nil {
+func ensureSchema(ctx context.Context, db *sql.DB, schema string) error {
+	err := func() error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, "create schema if not exists "+pgx.Identifier{schema}.Sanitize())
-		return err
-	})
+		defer tx.Rollback() //nolint:errcheck // no-op after commit
+		if _, err := tx.ExecContext(ctx, "select pg_advisory_xact_lock($1)", LockKey("schema:"+schema)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "create schema if not exists "+pgx.Identifier{schema}.Sanitize()); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}()
 	if err != nil {
 		return fmt.Errorf("pgdb: create schema %s: %w", schema, err)
 	}
@@ -114,6 +125,39 @@ func (l advisoryLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
 func (l advisoryLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
 	if _, err := conn.ExecContext(ctx, "select pg_advisory_unlock($1)", l.key); err != nil {
 		return fmt.Errorf("migration unlock: %w", err)
+	}
+	return nil
+}
+
+// grantApp lets AppRole use what the migrations created: read and write
+// every table (row-level security decides which rows), TRUNCATE for
+// read-model rebuilds, the sequences, and CREATE in the schema for the
+// projection runner's checkpoint table. The tables stay owned by the
+// migrating role, so their row-level security binds AppRole.
+func grantApp(ctx context.Context, db *sql.DB, schema string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("pgdb: migrate %s: grants: %w", schema, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	// Concurrent GRANTs on one object fail ("tuple concurrently updated"):
+	// replicas take turns, on the migration's lock.
+	if _, err := tx.ExecContext(ctx, "select pg_advisory_xact_lock($1)", LockKey("migrate:"+schema)); err != nil {
+		return fmt.Errorf("pgdb: migrate %s: grants: %w", schema, err)
+	}
+	s := pgx.Identifier{schema}.Sanitize()
+	for _, stmt := range []string{
+		"grant usage, create on schema " + s + " to " + AppRole,
+		"grant select, insert, update, delete, truncate on all tables in schema " + s + " to " + AppRole,
+		"grant usage, select, update on all sequences in schema " + s + " to " + AppRole,
+		"grant execute on all functions in schema " + s + " to " + AppRole,
+	} {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("pgdb: migrate %s: %s: %w", schema, stmt, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("pgdb: migrate %s: grants: %w", schema, err)
 	}
 	return nil
 }

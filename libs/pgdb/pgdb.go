@@ -15,6 +15,7 @@ import (
 
 	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -33,13 +34,32 @@ const (
 	rollbackTimeout       = 5 * time.Second
 )
 
-// Connect opens a connection pool to url and pings it, so a wrong URL or a
-// server that is down fails at start with a clear error instead of at the
-// first query. Every SQL statement becomes an OpenTelemetry span (through the
-// global tracer provider) carrying the statement text but never its argument
-// values, which can hold personal data; pool statistics are exported through
-// the global meter provider.
+// AppRole is the role every connection of a Connect pool acts as (SET
+// ROLE). It owns no table and is not a superuser, so the row-level security
+// policies of the tenant tables hold for every query the services run; the
+// login role of the URL owns the tables and runs the migrations.
+const AppRole = "opsdesk_app"
+
+// Connect opens a connection pool to url whose connections act as AppRole,
+// creating the role if needed, and pings it, so a wrong URL or a server
+// that is down fails at start with a clear error instead of at the first
+// query. Every SQL statement becomes an OpenTelemetry span (through the
+// global tracer provider) carrying the statement text but never its
+// argument values, which can hold personal data; pool statistics are
+// exported through the global meter provider.
 func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	return connect(ctx, url, true)
+}
+
+// ConnectOwner is Connect without AppRole: its connections act as the login
+// role, which owns the tables and so is not held back by row-level security
+// unless it is forced. For operator tools and tests that look across
+// tenants; services use Connect.
+func ConnectOwner(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	return connect(ctx, url, false)
+}
+
+func connect(ctx context.Context, url string, asApp bool) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx redacts the password in its parse errors.
@@ -62,6 +82,15 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	// spans are left out: pool waits show in the pool metrics instead, and a
 	// span per acquire would double the spans of every transaction.
 	cc.Tracer = otelpgx.NewTracer(otelpgx.WithDisableAcquireTracer())
+	if asApp {
+		if err := ensureAppRole(ctx, cc); err != nil {
+			return nil, err
+		}
+		cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+			_, err := conn.Exec(ctx, "set role "+AppRole)
+			return err
+		}
+	}
 
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -78,6 +107,44 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("pgdb: pool metrics: %w", err)
 	}
 	return pool, nil
+}
+
+// ensureAppRole creates AppRole (NOLOGIN) if it does not exist and makes the
+// login role a member, so that it may SET ROLE to it. Roles are global to
+// the cluster, so databases created side by side (tests) race on it: a
+// duplicate is fine.
+func ensureAppRole(ctx context.Context, cc *pgx.ConnConfig) error {
+	cc = cc.Copy()
+	cc.Tracer = nil
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return fmt.Errorf("pgdb: cannot reach Postgres at %s: %w", describe(cc), err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var exists, member bool
+	err = conn.QueryRow(ctx, `select exists (select 1 from pg_roles where rolname = $1),
+	       pg_has_role(current_user, oid, 'MEMBER') from (select coalesce((select oid from pg_roles where rolname = $1), 0) oid) r`,
+		AppRole).Scan(&exists, &member)
+	if err != nil && exists {
+		return fmt.Errorf("pgdb: role %s: %w", AppRole, err)
+	}
+	if exists && member {
+		return nil
+	}
+	hint := fmt.Sprintf("as a superuser: CREATE ROLE %s NOLOGIN; GRANT %s TO %s;", AppRole, AppRole, cc.User)
+	if !exists {
+		_, err := conn.Exec(ctx, "create role "+AppRole+" nologin")
+		var pgErr *pgconn.PgError
+		if err != nil && !(errors.As(err, &pgErr) && (pgErr.Code == "42710" || pgErr.Code == "23505")) {
+			return fmt.Errorf("pgdb: create role %s (%s): %w", AppRole, hint, err)
+		}
+	}
+	if _, err := conn.Exec(ctx, "grant "+AppRole+" to current_user"); err != nil {
+		return fmt.Errorf("pgdb: grant role %s to %s (%s): %w", AppRole, cc.User, hint, err)
+	}
+	return nil
 }
 
 // describe names the server and database without the password.

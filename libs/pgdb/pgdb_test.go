@@ -2,7 +2,6 @@ package pgdb_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"os"
 	"strings"
@@ -162,8 +161,8 @@ func TestMigrateRejectsBadInput(t *testing.T) {
 func TestInTxCommitsOrRollsBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := pgtest.NewDB(t)
-	if _, err := pool.Exec(ctx, "create table t (id int primary key)"); err != nil {
+	pool, url := pgtest.NewDB(t)
+	if _, err := pgtest.Owner(t, url).Exec(ctx, "create table t (id int primary key); grant all on t to "+pgdb.AppRole); err != nil {
 		t.Fatal(err)
 	}
 	insert := func(id int) func(pgx.Tx) error {
@@ -214,30 +213,10 @@ func TestInTenantTxRowLevelSecurity(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 
-	// Roles are server-wide: give this test its own, dropped after the
-	// database (cleanups run last-registered first).
-	role := "t_app_" + rand.Text()[:12]
-	admin, err := pgx.Connect(ctx, pgtest.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Exec(ctx, "create role "+role+" nologin"); err != nil {
-		t.Fatal(err)
-	}
-	admin.Close(ctx)
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, pgtest.URL())
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "drop role if exists "+role); err != nil {
-			t.Error(err)
-		}
-	})
-
-	pool, _ := pgtest.NewDB(t)
+	// The pool acts as pgdb.AppRole; the tables belong to the login role.
+	pool, url := pgtest.NewDB(t)
+	owner := pgtest.Owner(t, url)
+	role := pgdb.AppRole
 	ddl := []string{
 		"create schema app",
 		"create table app.notes (tenant_id text not null, body text not null)",
@@ -251,7 +230,7 @@ func TestInTenantTxRowLevelSecurity(t *testing.T) {
 		"insert into app.notes values ('t1', 'one'), ('t1', 'two'), ('t2', 'secret of t2')",
 	}
 	for _, q := range ddl {
-		if _, err := pool.Exec(ctx, q); err != nil {
+		if _, err := owner.Exec(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
@@ -259,9 +238,6 @@ func TestInTenantTxRowLevelSecurity(t *testing.T) {
 	bodies := func(tenant string) ([]string, error) {
 		var out []string
 		err := pgdb.InTenantTx(ctx, pool, tenant, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "set local role "+role); err != nil {
-				return err
-			}
 			rows, _ := tx.Query(ctx, "select body from app.notes order by body")
 			var err error
 			out, err = pgx.CollectRows(rows, pgx.RowTo[string])
@@ -279,9 +255,6 @@ func TestInTenantTxRowLevelSecurity(t *testing.T) {
 
 	// Writing another tenant's row is refused by the policy's check.
 	err = pgdb.InTenantTx(ctx, pool, "t1", func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "set local role "+role); err != nil {
-			return err
-		}
 		_, err := tx.Exec(ctx, "insert into app.notes values ('t2', 'forged')")
 		return err
 	})
@@ -292,9 +265,6 @@ func TestInTenantTxRowLevelSecurity(t *testing.T) {
 	// The setting is local to the transaction: the same role outside
 	// InTenantTx sees nothing.
 	err = pgdb.InTx(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "set local role "+role); err != nil {
-			return err
-		}
 		var n int
 		if err := tx.QueryRow(ctx, "select count(*) from app.notes").Scan(&n); err != nil {
 			return err

@@ -135,14 +135,18 @@ type env struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	pool *pgxpool.Pool
-	ids  atomic.Int64
+	// owner acts as the login role: it may terminate the pool's backends.
+	owner *pgxpool.Pool
+	ids   atomic.Int64
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{srv: natstest.Start(t)}
 	e.nc, e.js = e.srv.Conn(t)
-	e.pool, _ = pgtest.NewDB(t)
+	var url string
+	e.pool, url = pgtest.NewDB(t)
+	e.owner = pgtest.Owner(t, url)
 	ctx := testCtx(t)
 	if _, err := natsx.EnsureStream(ctx, e.js, natsx.StreamConfig{Name: stream, Subjects: []string{"ticket.>"}}); err != nil {
 		t.Fatal(err)

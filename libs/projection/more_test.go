@@ -136,7 +136,7 @@ func TestPostgresDownLongerThanMaxAttemptsIsNotPoison(t *testing.T) {
 	p := &counter{name: name, hook: func(ctx context.Context, tx pgx.Tx, ev es.Event, _ int64) error {
 		if ev.Sequence == 7 && kills.Load() < 4 {
 			kills.Add(1)
-			if _, err := e.pool.Exec(ctx, "select pg_terminate_backend($1, 5000)", tx.Conn().PgConn().PID()); err != nil {
+			if _, err := e.owner.Exec(ctx, "select pg_terminate_backend($1, 5000)", tx.Conn().PgConn().PID()); err != nil {
 				t.Errorf("terminate: %v", err)
 			}
 		}

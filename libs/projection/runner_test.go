@@ -224,7 +224,7 @@ func TestPostgresConnectionKilledMidBatch(t *testing.T) {
 			pid := tx.Conn().PgConn().PID()
 			var ok bool
 			// Wait (up to 5 s) until the backend has gone.
-			if err := e.pool.QueryRow(ctx, "select pg_terminate_backend($1, 5000)", pid).Scan(&ok); err != nil || !ok {
+			if err := e.owner.QueryRow(ctx, "select pg_terminate_backend($1, 5000)", pid).Scan(&ok); err != nil || !ok {
 				t.Errorf("terminate backend %d: %v %v", pid, ok, err)
 			}
 		}

@@ -36,7 +36,8 @@ func URL() string {
 }
 
 // NewDB creates a fresh, empty database t_<random> on the server from URL()
-// and returns a traced pool on it (pgdb.Connect) and its URL. The pool is
+// and returns a traced pool on it (pgdb.Connect: its connections act as
+// pgdb.AppRole, so row-level security applies) and its URL. The pool is
 // closed and the database dropped (WITH (FORCE), so leftover connections do
 // not keep it alive) when the test ends. It is safe for parallel tests. When
 // Postgres cannot be reached the test fails, saying how to start it: a test
@@ -66,6 +67,22 @@ func NewDB(t testing.TB) (pool *pgxpool.Pool, dbURL string) {
 	}
 	t.Cleanup(pool.Close)
 	return pool, dbURL
+}
+
+// Owner returns a pool on the database at dbURL (from NewDB) whose
+// connections act as the login role rather than pgdb.AppRole: it sees past
+// row-level security (the role owns the tables) and may terminate other
+// backends. For tests that inspect or sabotage the database from outside.
+func Owner(t testing.TB, dbURL string) *pgxpool.Pool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := pgdb.ConnectOwner(ctx, withDefaultParam(dbURL, "pool_max_conns", "2"))
+	if err != nil {
+		t.Fatalf("pgtest: connect as owner: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 func connectAdmin(ctx context.Context, t testing.TB) *pgx.Conn {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/opsdesk/opsdesk/libs/pgdb"
 	"github.com/opsdesk/opsdesk/libs/pgdb/pgtest"
 )
 
@@ -28,8 +29,14 @@ func TestNewDBGivesEachTestItsOwnDatabaseAndDropsIt(t *testing.T) {
 				}
 				// Each database starts empty: creating the same table in every
 				// parallel test must not collide.
-				if _, err := pool.Exec(ctx, "create table t (id int primary key)"); err != nil {
+				if _, err := pgtest.Owner(t, url).Exec(ctx, "create table t (id int primary key)"); err != nil {
 					t.Fatalf("fresh database already has t: %v", err)
+				}
+				// The pool acts as the application role, so row-level
+				// security binds what tests run through it.
+				var role string
+				if err := pool.QueryRow(ctx, "select current_user").Scan(&role); err != nil || role != pgdb.AppRole {
+					t.Fatalf("pool acts as %q (%v), want %s", role, err, pgdb.AppRole)
 				}
 				// The URL returned points at the same database.
 				conn, err := pgx.Connect(ctx, url)
