@@ -42,6 +42,27 @@ type HTTP struct {
 	BodyLimit string `env:"OPSDESK_HTTP_BODY_LIMIT"`
 	// ShutdownTimeout bounds draining in-flight requests at shutdown.
 	ShutdownTimeout time.Duration `env:"OPSDESK_HTTP_SHUTDOWN_TIMEOUT"`
+	// TrustedProxies are the networks (CIDRs) of reverse proxies whose
+	// X-Forwarded-For names the client; empty trusts no header and takes
+	// the connection's address (which sign-in throttling counts on).
+	TrustedProxies []string `env:"OPSDESK_HTTP_TRUSTED_PROXIES"`
+}
+
+// Auth configures how every service verifies its callers.
+type Auth struct {
+	// JWKSURL is where the identity service publishes the keys access
+	// tokens are signed with. Empty: this process's own listener, which is
+	// right when identity runs in it (the all-in-one binary).
+	JWKSURL string `env:"OPSDESK_AUTH_JWKS_URL"`
+}
+
+// Secrets holds the installation's secret key.
+type Secrets struct {
+	// Key is 32 bytes of base64 (openssl rand -base64 32), shared by every
+	// service that seals or opens secrets (identity, notifications). Empty:
+	// the all-in-one binary keeps a generated one in DataDir/secret.key;
+	// the single-service binaries refuse to start without it.
+	Key string `env:"OPSDESK_SECRET_KEY"`
 }
 
 // NATS configures the connection to NATS JetStream, or the embedded server
@@ -132,6 +153,8 @@ type Config struct {
 	Postgres
 	Telemetry
 	Runtime
+	Auth
+	Secrets
 }
 
 // Default returns the defaults every setting starts from.
@@ -165,6 +188,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTP.Addr, "http.addr", d.HTTP.Addr, "HTTP listen address, host:port (env OPSDESK_HTTP_ADDR)")
 	fs.StringVar(&c.HTTP.BodyLimit, "http.body-limit", d.HTTP.BodyLimit, "largest accepted request body, e.g. 1M or 512K (env OPSDESK_HTTP_BODY_LIMIT)")
 	fs.DurationVar(&c.HTTP.ShutdownTimeout, "http.shutdown-timeout", d.HTTP.ShutdownTimeout, "how long shutdown waits for in-flight requests (env OPSDESK_HTTP_SHUTDOWN_TIMEOUT)")
+	fs.Var(&listValue{p: &c.HTTP.TrustedProxies}, "http.trusted-proxies", "CIDRs of reverse proxies whose X-Forwarded-For is trusted, comma-separated (env OPSDESK_HTTP_TRUSTED_PROXIES)")
+	fs.StringVar(&c.Auth.JWKSURL, "auth.jwks-url", d.Auth.JWKSURL, "URL of identity's JWKS; empty: this process's listener (env OPSDESK_AUTH_JWKS_URL)")
+	fs.StringVar(&c.Secrets.Key, "secret-key", d.Secrets.Key, "installation secret key, base64 of 32 bytes; prefer the env var (env OPSDESK_SECRET_KEY)")
 
 	fs.StringVar(&c.NATS.URL, "nats.url", d.NATS.URL, "external NATS URL(s); empty runs an embedded server (env OPSDESK_NATS_URL)")
 	fs.StringVar(&c.NATS.Embedded.Host, "nats.host", d.NATS.Embedded.Host, "embedded NATS listen host (env OPSDESK_NATS_HOST)")

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/labstack/gommon/bytes"
+
+	"github.com/opsdesk/opsdesk/libs/secret"
 )
 
 // setting names a setting in errors: its variable and its flag.
@@ -36,6 +38,23 @@ func (c Config) Validate() error {
 	}
 	if d := c.HTTP.ShutdownTimeout; d <= 0 || d > 10*time.Minute {
 		bad("OPSDESK_HTTP_SHUTDOWN_TIMEOUT", "http.shutdown-timeout", "%s must be more than 0 and at most 10m", d)
+	}
+	for _, cidr := range c.HTTP.TrustedProxies {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			bad("OPSDESK_HTTP_TRUSTED_PROXIES", "http.trusted-proxies", "%q is not a CIDR such as 10.0.0.0/8", cidr)
+		}
+	}
+
+	// Auth and secrets
+	if u := c.Auth.JWKSURL; u != "" {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			bad("OPSDESK_AUTH_JWKS_URL", "auth.jwks-url", "%q must be an http(s) URL", u)
+		}
+	}
+	if c.Secrets.Key != "" {
+		if _, err := secret.Parse(c.Secrets.Key); err != nil {
+			bad("OPSDESK_SECRET_KEY", "secret-key", "must be 32 bytes of base64 (e.g. openssl rand -base64 32)")
+		}
 	}
 
 	// NATS

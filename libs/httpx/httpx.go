@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"reflect"
 	"runtime/debug"
@@ -57,6 +58,10 @@ type Config struct {
 	BodyLimit string
 	// ShutdownTimeout bounds draining in-flight requests on shutdown.
 	ShutdownTimeout time.Duration
+	// TrustedProxies are CIDRs of proxies whose X-Forwarded-For names the
+	// client (c.RealIP()); with none, RealIP is the connection's address and
+	// no header can fake it.
+	TrustedProxies []string
 }
 
 // WithDefaults returns c with zero fields set to the defaults.
@@ -102,6 +107,7 @@ func New(cfg Config, log *slog.Logger) *echo.Echo {
 	e.Logger.SetOutput(io.Discard) // everything we log goes through slog
 	e.Server.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	e.HTTPErrorHandler = errorHandler(log, cfg.BodyLimit)
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 
 	e.Use(
 		requestID(),
@@ -111,6 +117,21 @@ func New(cfg Config, log *slog.Logger) *echo.Echo {
 		middleware.BodyLimit(cfg.BodyLimit),
 	)
 	return e
+}
+
+// ipExtractor takes the client address from X-Forwarded-For only as far as
+// the hops are trusted proxies (config validation has checked the CIDRs).
+func ipExtractor(trusted []string) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, cidr := range trusted {
+		if _, n, err := net.ParseCIDR(cidr); err == nil {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 func isProbe(c echo.Context) bool {

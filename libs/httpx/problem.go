@@ -38,13 +38,17 @@ type Problem struct {
 	Errors []FieldError `json:"errors,omitempty"`
 	// Allowed lists the methods a 405 answer allows (extension member).
 	Allowed []string `json:"allowed,omitempty"`
+	// OAuthError is the RFC 6749 error code (invalid_grant, ...) of an
+	// answer from an OAuth 2.0 endpoint (extension member "error"), so
+	// OAuth clients find it where they look.
+	OAuthError string `json:"error,omitempty"`
 	// RequestID and TraceID identify the request for support (extension
 	// members); the error handler fills them.
 	RequestID string `json:"request_id,omitempty"`
 	TraceID   string `json:"trace_id,omitempty"`
-	// RetryAfter is sent as the Retry-After header of a 503 answer (whole
-	// seconds, rounded up); zero means DefaultRetryAfter. It is not part of
-	// the body.
+	// RetryAfter is sent as the Retry-After header of a 503 or 429 answer
+	// (whole seconds, rounded up); zero means DefaultRetryAfter. It is not
+	// part of the body.
 	RetryAfter time.Duration `json:"-"`
 }
 
@@ -89,7 +93,7 @@ func (p *Problem) WithRetryAfter(d time.Duration) *Problem {
 }
 
 // WriteProblem writes p as the response: application/problem+json with the
-// status, Retry-After on 503 (unless already set), no body for HEAD.
+// status, Retry-After on 503 and 429 (unless already set), no body for HEAD.
 func WriteProblem(c echo.Context, p *Problem) error {
 	if p.Type == "" {
 		p.Type = "about:blank"
@@ -101,7 +105,7 @@ func WriteProblem(c echo.Context, p *Problem) error {
 		p.Instance = c.Request().URL.Path
 	}
 	h := c.Response().Header()
-	if p.Status == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
+	if (p.Status == http.StatusServiceUnavailable || p.Status == http.StatusTooManyRequests) && h.Get("Retry-After") == "" {
 		h.Set("Retry-After", retryAfterSeconds(p.RetryAfter))
 	}
 	if p.Allowed != nil && h.Get(echo.HeaderAllow) == "" {

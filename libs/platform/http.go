@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/opsdesk/opsdesk/libs/auth"
 	"github.com/opsdesk/opsdesk/libs/deadletter"
 	"github.com/opsdesk/opsdesk/libs/httpx"
 )
@@ -40,12 +41,29 @@ func newEcho(p *Platform) *echo.Echo {
 	e.GET(PathServices, func(c echo.Context) error {
 		return c.JSON(http.StatusOK, p.mgr.States())
 	})
+	operator := p.require(auth.PermPlatformOperate)
 	e.GET(PathConfig, func(c echo.Context) error {
 		return c.JSON(http.StatusOK, p.effectiveConfig())
-	})
+	}, operator)
 	// http-server depends on nats, so JetStream is there.
-	deadletter.Routes(e.Group(PathAdmin), p.Deps(HTTPServer).JS, p.DeadLetters)
+	deadletter.Routes(e.Group(PathAdmin, operator), p.Deps(HTTPServer).JS, p.DeadLetters)
 	return e
+}
+
+// require is auth's Require for routes mounted before the auth module has
+// built the Authenticator: it looks it up per request (503 until then).
+func (p *Platform) require(perm auth.Permission) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			p.mu.Lock()
+			a := p.auth
+			p.mu.Unlock()
+			if a == nil {
+				return httpx.NewProblem(http.StatusServiceUnavailable, "Authentication not ready", "Retry shortly.")
+			}
+			return a.Require(perm)(next)(c)
+		}
+	}
 }
 
 // httpService serves the shared echo instance.
@@ -77,6 +95,9 @@ func (p *Platform) effectiveConfig() map[string]any {
 		"postgres":  readable(c.Postgres),
 		"telemetry": readable(c.Telemetry),
 		"runtime":   readable(c.Runtime),
+		"auth":      readable(c.Auth),
+		// The secret key itself is never shown.
+		"secrets": map[string]any{"Key": map[bool]string{true: "set", false: "not set"}[c.Secrets.Key != ""]},
 	}
 	for name, section := range p.opts.Config {
 		out[name] = readable(section)

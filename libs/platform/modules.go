@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -12,10 +13,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/opsdesk/opsdesk/libs/auth"
 	"github.com/opsdesk/opsdesk/libs/natsx"
 	"github.com/opsdesk/opsdesk/libs/natsx/embedded"
 	"github.com/opsdesk/opsdesk/libs/pgdb"
 	"github.com/opsdesk/opsdesk/libs/runtime"
+	"github.com/opsdesk/opsdesk/libs/secret"
 	"github.com/opsdesk/opsdesk/libs/telemetry"
 )
 
@@ -198,4 +201,87 @@ func portFree(host string, port int) error {
 			"set OPSDESK_NATS_PORT to another port, or OPSDESK_NATS_URL to use that server): %w", addr, err)
 	}
 	return ln.Close()
+}
+
+// initAuth builds the process's Authenticator: keys from identity's JWKS,
+// revocations and API tokens from the IDENTITY stream (its Run follows the
+// stream; it is ready once caught up), API token use reported over NATS.
+// It also settles the secret key.
+func (p *Platform) initAuth(ctx context.Context) (runtime.Service, error) {
+	key, err := p.secretKey()
+	if err != nil {
+		return nil, err
+	}
+	url := p.cfg.Auth.JWKSURL
+	if url == "" {
+		url = "http://" + loopback(p.HTTPAddr()) + "/.well-known/jwks.json"
+	}
+	kctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	keys, err := auth.NewJWKS(kctx, url)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	p.mu.Lock()
+	nc, js := p.nc, p.js
+	p.mu.Unlock()
+	state := auth.NewState()
+	follower := auth.NewFollower(js, state, p.log)
+	a := auth.NewAuthenticator(auth.Config{
+		Keys:          keys,
+		State:         state,
+		Ready:         follower.Ready,
+		OnAPITokenUse: auth.NewUsageReporter(nc).Report,
+	})
+	p.mu.Lock()
+	p.auth, p.secret = a, key
+	p.mu.Unlock()
+	return &authService{follower: follower, stop: cancel}, nil
+}
+
+// secretKey is OPSDESK_SECRET_KEY, or with GenerateSecret one kept in the
+// data directory, or the zero key.
+func (p *Platform) secretKey() (secret.Key, error) {
+	if p.cfg.Secrets.Key != "" {
+		return secret.Parse(p.cfg.Secrets.Key) // validated by config.Load
+	}
+	if !p.opts.GenerateSecret {
+		return secret.Key{}, nil
+	}
+	file := filepath.Join(p.cfg.Runtime.DataDir, "secret.key")
+	k, created, err := secret.LoadOrCreate(file)
+	if err != nil {
+		return secret.Key{}, fmt.Errorf("auth: %w", err)
+	}
+	if created {
+		p.log.Warn("no OPSDESK_SECRET_KEY: generated one for this installation; set OPSDESK_SECRET_KEY in production", "file", file)
+	}
+	return k, nil
+}
+
+// loopback turns a wildcard listen address into one a client can dial.
+func loopback(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// authService follows the IDENTITY stream for the Authenticator.
+type authService struct {
+	follower *auth.Follower
+	stop     context.CancelFunc
+}
+
+func (s *authService) Run(ctx context.Context) error { return s.follower.Run(ctx) }
+
+func (s *authService) Ready() error { return s.follower.Ready() }
+
+func (s *authService) Stop(context.Context) error {
+	s.stop()
+	return nil
 }

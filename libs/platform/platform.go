@@ -23,9 +23,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/opsdesk/opsdesk/libs/auth"
 	"github.com/opsdesk/opsdesk/libs/config"
 	"github.com/opsdesk/opsdesk/libs/deadletter"
 	"github.com/opsdesk/opsdesk/libs/runtime"
+	"github.com/opsdesk/opsdesk/libs/secret"
 	"github.com/opsdesk/opsdesk/libs/telemetry"
 )
 
@@ -35,10 +37,11 @@ const (
 	NATS       = "nats"
 	Postgres   = "postgres"
 	HTTPServer = "http-server"
+	Auth       = "auth"
 )
 
 // ServiceDeps are the modules every service module depends on.
-var ServiceDeps = []string{NATS, Postgres, HTTPServer}
+var ServiceDeps = []string{NATS, Postgres, HTTPServer, Auth}
 
 // Options adjust the infrastructure of one binary.
 type Options struct {
@@ -58,6 +61,11 @@ type Options struct {
 	// Config adds sections to /config, e.g. {"intake": intakeCfg}; they must
 	// hold no secrets.
 	Config map[string]any
+	// GenerateSecret lets the auth module keep a generated secret key in
+	// <data dir>/secret.key when OPSDESK_SECRET_KEY is unset (the
+	// all-in-one binary); otherwise the key is zero and the services that
+	// need one refuse to start.
+	GenerateSecret bool
 }
 
 // Platform holds the infrastructure. Its fields are set by the modules'
@@ -81,6 +89,8 @@ type Platform struct {
 	js         jetstream.JetStream
 	db         *pgxpool.Pool
 	http       *echo.Echo
+	auth       *auth.Authenticator
+	secret     secret.Key
 }
 
 // New returns the platform of one process whose modules mgr runs.
@@ -108,6 +118,7 @@ func (p *Platform) Modules() []runtime.Module {
 		// http-server depends on nats and postgres so that it stops first:
 		// in-flight requests drain while they can still publish and query.
 		{Name: HTTPServer, Deps: []string{Telemetry, NATS, Postgres}, Init: p.initHTTP},
+		{Name: Auth, Deps: []string{NATS, HTTPServer}, Init: p.initAuth},
 	}
 }
 
@@ -139,6 +150,8 @@ func (p *Platform) Deps(name string) runtime.Deps {
 		JS:     p.js,
 		DB:     p.db,
 		HTTP:   p.http,
+		Auth:   p.auth,
+		Secret: p.secret,
 	}
 }
 

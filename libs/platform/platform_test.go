@@ -14,6 +14,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/opsdesk/opsdesk/libs/auth"
+	"github.com/opsdesk/opsdesk/libs/auth/authtest"
 	"github.com/opsdesk/opsdesk/libs/config"
 	"github.com/opsdesk/opsdesk/libs/natsx/natstest"
 	"github.com/opsdesk/opsdesk/libs/pgdb/pgtest"
@@ -51,10 +53,12 @@ func TestInfrastructureWithEmbeddedNATS(t *testing.T) {
 	plat.Register()
 
 	svc := &probeService{stopped: make(chan struct{})}
+	issuer := authtest.New(t)
+	jwks := issuer.JWKS(t)
 	var deps runtime.Deps
 	mgr.Register(plat.Service("probe", func(ctx context.Context, d runtime.Deps) (runtime.Service, error) {
 		deps = d
-		if d.NATS == nil || d.JS == nil || d.DB == nil || d.HTTP == nil || d.Logger == nil {
+		if d.NATS == nil || d.JS == nil || d.DB == nil || d.HTTP == nil || d.Logger == nil || d.Auth == nil {
 			return nil, fmt.Errorf("incomplete deps: %+v", d)
 		}
 		// The service can use both: a JetStream round trip and a query.
@@ -65,6 +69,11 @@ func TestInfrastructureWithEmbeddedNATS(t *testing.T) {
 			return nil, err
 		}
 		d.HTTP.GET("/v1/probe", func(c echo.Context) error { return c.String(http.StatusOK, "probe") })
+		// Stand in for identity: the auth module fetches keys from this
+		// process's listener.
+		d.HTTP.GET("/.well-known/jwks.json", func(c echo.Context) error {
+			return c.Blob(http.StatusOK, "application/json", jwks)
+		})
 		return svc, nil
 	}))
 
@@ -89,14 +98,20 @@ func TestInfrastructureWithEmbeddedNATS(t *testing.T) {
 			t.Errorf("/services: %s is %q, want running", m, states[m])
 		}
 	}
+	// /config and the dead-letter routes are for operators only.
+	operator := issuer.Token(t, authtest.User{Tenant: authtest.NewTenantID(), Roles: []string{auth.RoleAdmin}, Operator: true})
+	agent := issuer.Token(t, authtest.User{Tenant: authtest.NewTenantID(), Roles: []string{auth.RoleAgent}})
+	get(t, base+"/config", http.StatusUnauthorized)
+	getAs(t, agent, base+"/config", http.StatusForbidden)
+	getAs(t, agent, base+"/admin/deadletters", http.StatusForbidden)
 	var shown map[string]map[string]any
-	if err := json.Unmarshal([]byte(get(t, base+"/config", http.StatusOK)), &shown); err != nil {
+	if err := json.Unmarshal([]byte(getAs(t, operator, base+"/config", http.StatusOK)), &shown); err != nil {
 		t.Fatal(err)
 	}
 	if shown["nats"]["DuplicateWindow"] != "2m0s" || shown["probe"]["Wait"] != "1s" {
 		t.Errorf("/config durations: nats %v, probe %v", shown["nats"]["DuplicateWindow"], shown["probe"]["Wait"])
 	}
-	get(t, base+"/admin/deadletters", http.StatusOK)
+	getAs(t, operator, base+"/admin/deadletters", http.StatusOK)
 
 	// The embedded server is reachable on loopback for external tools.
 	if !plat.Embedded() || !strings.HasPrefix(plat.NATSURL(), "nats://127.0.0.1:") {
@@ -244,6 +259,26 @@ func waitReady(t *testing.T, base string, done <-chan error) {
 func get(t *testing.T, url string, want int) string {
 	t.Helper()
 	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Errorf("GET %s: %d %s, want %d", url, resp.StatusCode, b, want)
+	}
+	return string(b)
+}
+
+// getAs is get with a bearer token.
+func getAs(t *testing.T, token, url string, want int) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,6 +52,14 @@ type Manager struct {
 	ran     bool
 	states  map[string]string
 	started []string // selected modules in start order, once resolved
+	// checks are the Ready methods of running services that have one.
+	checks map[string]func() error
+}
+
+// ReadyChecker is a Service that can be running but not ready yet, e.g.
+// while it catches up with a stream; /readyz waits for it.
+type ReadyChecker interface {
+	Ready() error
 }
 
 // NewManager returns an empty Manager logging to log (nil: slog.Default()).
@@ -168,6 +176,10 @@ func (m *Manager) Ready() error {
 	for _, name := range m.started {
 		if s := m.states[name]; s != StateRunning {
 			notRunning = append(notRunning, name+" ("+s+")")
+		} else if check := m.checks[name]; check != nil {
+			if err := check(); err != nil {
+				notRunning = append(notRunning, name+" (not ready: "+err.Error()+")")
+			}
 		}
 	}
 	if len(notRunning) > 0 {
@@ -260,6 +272,14 @@ func (m *Manager) Run(ctx context.Context, targets []string) error {
 				break
 			}
 			inst.svc = svc
+			if rc, ok := svc.(ReadyChecker); ok {
+				m.mu.Lock()
+				if m.checks == nil {
+					m.checks = map[string]func() error{}
+				}
+				m.checks[mod.Name] = rc.Ready
+				m.mu.Unlock()
+			}
 		}
 		instances = append(instances, inst)
 	}

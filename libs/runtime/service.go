@@ -11,6 +11,9 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/opsdesk/opsdesk/libs/auth"
+	"github.com/opsdesk/opsdesk/libs/secret"
 )
 
 // Service is a started module. Run blocks until ctx is cancelled or the
@@ -30,4 +33,9 @@ type Deps struct {
 	// HTTP is the echo instance the service mounts its routes on: the shared
 	// listener in all-in-one mode, the service's own in split mode.
 	HTTP *echo.Echo
+	// Auth verifies callers; services mount their routes behind it.
+	Auth *auth.Authenticator
+	// Secret is the installation's secret key (zero when none is
+	// configured; services that need one refuse to start without it).
+	Secret secret.Key
 }

@@ -1,0 +1,211 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
+
+	identityv1 "github.com/opsdesk/opsdesk/api/events/identity/v1"
+)
+
+// DefaultLeeway is the clock skew tolerated on exp, nbf and iat.
+const DefaultLeeway = 30 * time.Second
+
+// Config configures an Authenticator.
+type Config struct {
+	// Keys finds the public key of a token's kid (NewJWKS, or a static set
+	// in tests). Required.
+	Keys jwt.Keyfunc
+	// State is the revocation state, kept up to date by a Follower.
+	// Required.
+	State *State
+	// Ready, when set, must return nil before requests are judged
+	// (Follower.Ready): until then they are answered 503.
+	Ready func() error
+	// Leeway is the clock skew tolerated (DefaultLeeway when zero).
+	Leeway time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// OnAPITokenUse is called after an API token authenticated a request
+	// (for its last-used time); it must not block.
+	OnAPITokenUse func(tokenID, tenant string, at time.Time)
+}
+
+// Authenticator verifies the credential of a request.
+type Authenticator struct {
+	cfg    Config
+	parser *jwt.Parser
+}
+
+// NewAuthenticator returns an Authenticator; it panics on a missing Keys or
+// State (a wiring bug).
+func NewAuthenticator(cfg Config) *Authenticator {
+	if cfg.Keys == nil || cfg.State == nil {
+		panic("auth.NewAuthenticator: Keys and State are required")
+	}
+	if cfg.Leeway == 0 {
+		cfg.Leeway = DefaultLeeway
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Authenticator{
+		cfg: cfg,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{Algorithm}),
+			jwt.WithIssuer(Issuer),
+			jwt.WithAudience(Audience),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithLeeway(cfg.Leeway),
+			jwt.WithTimeFunc(cfg.Now),
+			// One spelling per token: without it, a signature whose unused
+			// trailing bits differ decodes to the same bytes and verifies,
+			// so one token would have several accepted forms.
+			jwt.WithStrictDecoding(),
+		),
+	}
+}
+
+// NewJWKS returns the keys published at url (identity's
+// /.well-known/jwks.json), cached and refreshed every 10 minutes, and
+// refetched (at most every 5 s) when a token names an unknown kid, which is
+// what a key rotation looks like to a verifier. ctx ends the refreshing.
+func NewJWKS(ctx context.Context, url string) (jwt.Keyfunc, error) {
+	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{url}, keyfunc.Override{
+		Client:            &http.Client{Timeout: 5 * time.Second},
+		HTTPTimeout:       5 * time.Second,
+		RefreshInterval:   10 * time.Minute,
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(5*time.Second), 1),
+		RateLimitWaitMax:  2 * time.Second,
+		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+			// Without keys every token is refused: say why, at most once a
+			// minute (refreshes retry every few seconds).
+			var last atomic.Int64
+			return func(ctx context.Context, err error) {
+				if now := time.Now().Unix(); now-last.Load() >= 60 {
+					last.Store(now)
+					slog.WarnContext(ctx, "cannot fetch the signing keys; access tokens are refused until it works", "url", u, "err", err)
+				}
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth: jwks %s: %w", url, err)
+	}
+	return kf.Keyfunc, nil
+}
+
+// Authenticate verifies r's credential (Authorization: Bearer, either an
+// access token or an API token) and X-Acting-Tenant, and returns the
+// principal. Errors wrap ErrUnauthenticated, ErrNoSuchTenant or
+// ErrUnavailable; their text is for logs, never for the client.
+func (a *Authenticator) Authenticate(r *http.Request) (Principal, error) {
+	if a.cfg.Ready != nil {
+		if err := a.cfg.Ready(); err != nil {
+			return Principal{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	}
+	token, err := bearer(r.Header.Get("Authorization"))
+	if err != nil {
+		return Principal{}, err
+	}
+	acting := strings.TrimSpace(r.Header.Get(HeaderActingTenant))
+	if strings.HasPrefix(token, APITokenPrefix) {
+		return a.apiToken(token, acting)
+	}
+	return a.accessToken(token, acting)
+}
+
+// bearer extracts the token of an Authorization header.
+func bearer(h string) (string, error) {
+	if h == "" {
+		return "", fmt.Errorf("%w: no Authorization header", ErrUnauthenticated)
+	}
+	scheme, token, ok := strings.Cut(h, " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > 8192 {
+		return "", fmt.Errorf("%w: Authorization is not a Bearer token", ErrUnauthenticated)
+	}
+	return token, nil
+}
+
+func (a *Authenticator) accessToken(token, acting string) (Principal, error) {
+	var c Claims
+	if _, err := a.parser.ParseWithClaims(token, &c, a.cfg.Keys); err != nil {
+		return Principal{}, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+	}
+	if !strings.HasPrefix(c.Subject, identityv1.UserIDPrefix) || !strings.HasPrefix(c.Tenant, identityv1.TenantIDPrefix) ||
+		c.SessionID == "" || c.IssuedAt == nil {
+		return Principal{}, fmt.Errorf("%w: token lacks sub, tid, sid or iat", ErrUnauthenticated)
+	}
+	if err := a.cfg.State.checkUser(c.Subject, c.Tenant, c.SessionID, c.IssuedAt.Time); err != nil {
+		return Principal{}, err
+	}
+	p := Principal{
+		Kind: KindUser, ID: c.Subject, HomeTenant: c.Tenant, Tenant: c.Tenant,
+		Roles: c.Roles, Email: c.Email, Name: c.Name, SessionID: c.SessionID, Operator: c.Operator,
+	}
+	if acting == "" {
+		return p, nil
+	}
+	id, ok := a.cfg.State.resolveTenant(acting)
+	if !ok {
+		id = acting // maybe created a moment ago: only a grant in the token can admit it
+	}
+	if id == c.Tenant {
+		return p, nil
+	}
+	role, granted := c.Grants[id]
+	if !granted {
+		return Principal{}, fmt.Errorf("%w: %s not granted", ErrNoSuchTenant, acting)
+	}
+	if t, known := a.cfg.State.tenantFacts(id); known && (t.suspended || (t.parent != "" && t.parent != c.Tenant)) {
+		return Principal{}, fmt.Errorf("%w: %s suspended or not a client of %s", ErrNoSuchTenant, acting, c.Tenant)
+	}
+	p.Tenant, p.Acting, p.Roles, p.Operator = id, true, []string{role}, false
+	return p, nil
+}
+
+func (a *Authenticator) apiToken(token, acting string) (Principal, error) {
+	id, ok := ParseAPIToken(token)
+	if !ok {
+		return Principal{}, fmt.Errorf("%w: malformed API token", ErrUnauthenticated)
+	}
+	t, known := a.cfg.State.apiToken(id)
+	now := a.cfg.Now()
+	switch {
+	case !known:
+		return Principal{}, fmt.Errorf("%w: unknown API token %s", ErrUnauthenticated, id)
+	case !SameHash(HashSecret(token), t.hash):
+		return Principal{}, fmt.Errorf("%w: API token %s does not match", ErrUnauthenticated, id)
+	case t.revoked:
+		return Principal{}, fmt.Errorf("%w: API token %s revoked", ErrUnauthenticated, id)
+	case !t.expires.IsZero() && !now.Before(t.expires):
+		return Principal{}, fmt.Errorf("%w: API token %s expired", ErrUnauthenticated, id)
+	}
+	if f, ok := a.cfg.State.tenantFacts(t.tenant); ok && f.suspended {
+		return Principal{}, fmt.Errorf("%w: tenant of API token %s suspended", ErrUnauthenticated, id)
+	}
+	if acting != "" {
+		if ref, _ := a.cfg.State.resolveTenant(acting); ref != t.tenant && acting != t.tenant {
+			return Principal{}, fmt.Errorf("%w: API tokens act only in their own tenant", ErrNoSuchTenant)
+		}
+	}
+	if a.cfg.OnAPITokenUse != nil {
+		a.cfg.OnAPITokenUse(id, t.tenant, now)
+	}
+	return Principal{Kind: KindAPIToken, ID: id, HomeTenant: t.tenant, Tenant: t.tenant, Scopes: t.scopes}, nil
+}
+
+// IsUnavailable reports whether err means the verifier is not ready.
+func IsUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
