@@ -77,21 +77,104 @@ func (a *Authenticator) refuse(c echo.Context, err error) error {
 		"Send a valid access token or API token: Authorization: Bearer <token>.")
 }
 
-// OperationMiddlewares reads the x-permission of every operation of an
-// OpenAPI document and returns, by operationId, the middleware to mount on
-// the route: Require(permission) first, then extra (e.g. request
-// validation). An operation without x-permission, or with an unknown one,
-// is an error: no route can be mounted without saying who may call it.
-func (a *Authenticator) OperationMiddlewares(spec []byte, extra ...echo.MiddlewareFunc) (map[string][]echo.MiddlewareFunc, error) {
-	perms, err := SpecPermissions(spec)
+// SpecRouter mounts the routes of one OpenAPI document on an Echo: each
+// behind the permission its operation declares (x-permission), then extra
+// middleware (e.g. request validation). Pass it to the generated
+// RegisterHandlers as the router. Routes are matched to operations by method
+// and path, not by operationId, which code generators rename. A route the
+// document does not declare is refused, not mounted, and reported by Check.
+type SpecRouter struct {
+	e       *echo.Echo
+	a       *Authenticator
+	extra   []echo.MiddlewareFunc
+	perms   map[string]Permission // "POST /v1/tickets/:id" -> permission
+	raw     map[string]bool       // routes mounted without extra
+	mounted map[string]bool
+	errs    []error
+}
+
+// SpecRouter returns a SpecRouter for spec. Routes named in raw ("POST
+// /v1/auth/token", OpenAPI path form) skip the extra middleware.
+func (a *Authenticator) SpecRouter(e *echo.Echo, spec []byte, raw []string, extra ...echo.MiddlewareFunc) (*SpecRouter, error) {
+	ops, err := SpecPermissions(spec)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string][]echo.MiddlewareFunc, len(perms))
-	for _, op := range perms {
-		out[op.OperationID] = append([]echo.MiddlewareFunc{a.Require(op.Permission)}, extra...)
+	r := &SpecRouter{e: e, a: a, extra: extra, perms: map[string]Permission{}, raw: map[string]bool{}, mounted: map[string]bool{}}
+	for _, op := range ops {
+		r.perms[routeKey(op.Method, EchoPath(op.Path))] = op.Permission
 	}
-	return out, nil
+	for _, k := range raw {
+		method, path, _ := strings.Cut(k, " ")
+		key := routeKey(method, EchoPath(path))
+		if _, ok := r.perms[key]; !ok {
+			return nil, fmt.Errorf("auth: %s is not an operation of the document", k)
+		}
+		r.raw[key] = true
+	}
+	return r, nil
+}
+
+// EchoPath turns an OpenAPI path (/v1/tickets/{id}) into Echo's form
+// (/v1/tickets/:id).
+func EchoPath(openapi string) string { return strings.NewReplacer("{", ":", "}", "").Replace(openapi) }
+
+func routeKey(method, path string) string { return strings.ToUpper(method) + " " + path }
+
+func (r *SpecRouter) add(method, path string, h echo.HandlerFunc, m []echo.MiddlewareFunc) *echo.Route {
+	key := routeKey(method, path)
+	perm, ok := r.perms[key]
+	if !ok {
+		r.errs = append(r.errs, fmt.Errorf("auth: route %s has no operation with %s in the document", key, ExtensionPermission))
+		return &echo.Route{Method: method, Path: path}
+	}
+	r.mounted[key] = true
+	chain := []echo.MiddlewareFunc{r.a.Require(perm)}
+	if !r.raw[key] {
+		chain = append(chain, r.extra...)
+	}
+	return r.e.Add(method, path, h, append(chain, m...)...)
+}
+
+// Check reports routes that were refused and operations never mounted.
+func (r *SpecRouter) Check() error {
+	errs := append([]error(nil), r.errs...)
+	for key := range r.perms {
+		if !r.mounted[key] {
+			errs = append(errs, fmt.Errorf("auth: operation %s was not mounted", key))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// The methods of the generated code's EchoRouter interface.
+
+func (r *SpecRouter) CONNECT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodConnect, p, h, m)
+}
+func (r *SpecRouter) DELETE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodDelete, p, h, m)
+}
+func (r *SpecRouter) GET(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodGet, p, h, m)
+}
+func (r *SpecRouter) HEAD(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodHead, p, h, m)
+}
+func (r *SpecRouter) OPTIONS(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodOptions, p, h, m)
+}
+func (r *SpecRouter) PATCH(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodPatch, p, h, m)
+}
+func (r *SpecRouter) POST(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodPost, p, h, m)
+}
+func (r *SpecRouter) PUT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodPut, p, h, m)
+}
+func (r *SpecRouter) TRACE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodTrace, p, h, m)
 }
 
 // Operation is one route of an OpenAPI document and its permission.

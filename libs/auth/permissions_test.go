@@ -138,8 +138,8 @@ func TestSpecPermissionsErrors(t *testing.T) {
 				}
 			}
 			iss := authtest.New(t)
-			if mws, err := iss.Authenticator().OperationMiddlewares([]byte(tc.spec)); err == nil || mws != nil {
-				t.Errorf("OperationMiddlewares = %v, %v; want the same error", mws, err)
+			if r, err := iss.Authenticator().SpecRouter(echo.New(), []byte(tc.spec), nil); err == nil || r != nil {
+				t.Errorf("SpecRouter = %v, %v; want the same error", r, err)
 			}
 		})
 	}
@@ -189,7 +189,7 @@ func TestAllPermissionsKnown(t *testing.T) {
 	}
 }
 
-func TestOperationMiddlewares(t *testing.T) {
+func TestSpecRouter(t *testing.T) {
 	t.Parallel()
 	iss := authtest.New(t)
 	a := iss.Authenticator()
@@ -203,25 +203,42 @@ func TestOperationMiddlewares(t *testing.T) {
 			return next(c)
 		}
 	}
-	mws, err := a.OperationMiddlewares([]byte(validSpec), extra)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ops, err := auth.SpecPermissions([]byte(validSpec))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(mws) != len(ops) {
-		t.Fatalf("%d middleware lists for %d operations", len(mws), len(ops))
-	}
 	e := permissionServer(a, quietLogger()) // only for its error handler
+	r, err := a.SpecRouter(e, []byte(validSpec), []string{"GET /v1/tickets/{id}"}, extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A route the document does not declare is refused, and operations left
+	// unmounted are reported.
+	r.GET("/never", nil)
+	if err := r.Check(); err == nil || !strings.Contains(err.Error(), "GET /never") || !strings.Contains(err.Error(), "was not mounted") {
+		t.Fatalf("Check after a partial mount = %v; want the refused route and the missing operations", err)
+	}
+
+	e = permissionServer(a, quietLogger())
+	if r, err = a.SpecRouter(e, []byte(validSpec), []string{"GET /v1/tickets/{id}"}, extra); err != nil {
+		t.Fatal(err)
+	}
 	for _, op := range ops {
-		chain := mws[op.OperationID]
-		if len(chain) != 2 {
-			t.Fatalf("%s: %d middlewares, want Require and the extra one", op.OperationID, len(chain))
+		h := func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }
+		switch op.Method {
+		case http.MethodGet:
+			r.GET(auth.EchoPath(op.Path), h)
+		case http.MethodPost:
+			r.POST(auth.EchoPath(op.Path), h)
+		default:
+			t.Fatalf("test spec uses %s", op.Method)
 		}
-		path := strings.NewReplacer("{", ":", "}", "").Replace(op.Path)
-		e.Add(op.Method, path, func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, chain...)
+	}
+	if err := r.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SpecRouter(e, []byte(validSpec), []string{"PUT /v1/nothing"}); err == nil {
+		t.Fatal("SpecRouter accepted a raw route the document does not declare")
 	}
 
 	tenant := authtest.NewTenantID()
@@ -245,12 +262,13 @@ func TestOperationMiddlewares(t *testing.T) {
 			t.Errorf("%s %s: status %d, want %d", tc.method, tc.path, w.Code, tc.status)
 		}
 	}
-	// The extra middleware ran after Require, for the 6 answered 204, and
-	// saw the principal on every one but the public route.
-	if got := extraRan.Load(); got != 6 {
-		t.Errorf("extra middleware ran %d times, want 6 (never for refused requests)", got)
+	// The extra middleware ran after Require for the routes answered 204
+	// but GET /v1/tickets/tk_1 (raw), and saw the principal on every one
+	// but the public route.
+	if got := extraRan.Load(); got != 5 {
+		t.Errorf("extra middleware ran %d times, want 5 (never for refused or raw routes)", got)
 	}
-	if got := extraSawPrincipal.Load(); got != 5 {
-		t.Errorf("extra middleware saw a principal %d times, want 5", got)
+	if got := extraSawPrincipal.Load(); got != 4 {
+		t.Errorf("extra middleware saw a principal %d times, want 4", got)
 	}
 }
