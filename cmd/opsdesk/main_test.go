@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -67,12 +69,34 @@ func TestRunAllInOne(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	})
 
+	// The first start created the demo tenant and printed its admin's
+	// generated password once: sign in with it, as the README says.
+	waitFor(t, exit, &stderr, func() bool { return strings.Contains(stderr.String(), "Ctrl-C stops") })
+	m := regexp.MustCompile(`admin password: (\S+)`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("banner shows no generated admin password:\n%s", stderr.String())
+	}
+	form := url.Values{"grant_type": {"password"}, "tenant": {"demo"}, "username": {"admin@demo.opsdesk.localhost"}, "password": {m[1]}}
+	resp, err := http.PostForm(base+"/v1/auth/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+	}
+	tokBody, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(tokBody, &tok) != nil || tok.TokenType != "Bearer" || tok.AccessToken == "" {
+		t.Fatalf("POST /v1/auth/token: %d %s", resp.StatusCode, tokBody)
+	}
+
 	body := `{"type":"incident","title":"VPN down in Berlin","description":"Nobody can connect since 9:00",` +
-		`"impact":"high","urgency":"high","requester":"jane@acme.example"}`
+		`"impact":"high","urgency":"high"}`
 	req, _ := http.NewRequest(http.MethodPost, base+"/v1/tickets", strings.NewReader(body))
-	req.Header.Set("X-Tenant-ID", "acme")
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,15 +105,16 @@ func TestRunAllInOne(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST /v1/tickets: %d %s", resp.StatusCode, created)
 	}
-	var ticket struct{ ID, Number, Status string }
-	if err := json.Unmarshal(created, &ticket); err != nil || ticket.Number == "" || ticket.Status != "new" {
+	var ticket struct{ ID, Number, Status, Requester string }
+	if err := json.Unmarshal(created, &ticket); err != nil || ticket.Number == "" || ticket.Status != "new" ||
+		ticket.Requester != "admin@demo.opsdesk.localhost" {
 		t.Fatalf("created ticket %s (%v)", created, err)
 	}
 
 	// Read it back by number, waiting for the projection with the
 	// consistency token the write returned.
 	req, _ = http.NewRequest(http.MethodGet, base+"/v1/tickets/"+ticket.Number, nil)
-	req.Header.Set("X-Tenant-ID", "acme")
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	req.Header.Set("X-Consistency-Token", resp.Header.Get("X-Consistency-Token"))
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
@@ -99,6 +124,10 @@ func TestRunAllInOne(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(got), ticket.ID) {
 		t.Fatalf("GET /v1/tickets/%s: %d %s", ticket.Number, resp.StatusCode, got)
+	}
+	// Without a token: 401.
+	if resp, err := http.Get(base + "/v1/tickets"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET /v1/tickets without a token: %v %v", resp, err)
 	}
 
 	// The banner told the user where things are and how durable a write is.
@@ -110,7 +139,8 @@ func TestRunAllInOne(t *testing.T) {
 		"JetStream sync: every 2m0s (a power loss can lose acknowledged events",
 		"OPSDESK_NATS_SYNC=always",
 		"Postgres:       DATABASE_URL",
-		"curl -si -X POST " + base + "/v1/tickets -H 'X-Tenant-ID: acme'",
+		`created tenant "demo" with admin admin@demo.opsdesk.localhost`,
+		"curl -s " + base + "/v1/auth/token -d grant_type=password -d tenant=demo",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("banner lacks %q:\n%s", want, out)
@@ -147,6 +177,7 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"run", "--http.addr=nonsense"}, 1, "OPSDESK_HTTP_ADDR (-http.addr)"},
 		{[]string{"run", "-h"}, 0, "-target"},
 		{[]string{"rebuild"}, 2, "intake__tickets_v1"},
+		{[]string{"rebuild"}, 2, "identity__directory_v1"},
 		{[]string{"rebuild", "nope"}, 2, `unknown projection "nope"`},
 		{[]string{"deadletters"}, 2, "want list or replay"},
 		{[]string{"deadletters", "replay", "x"}, 2, "not a dead-letter sequence number"},

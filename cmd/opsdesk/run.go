@@ -20,6 +20,7 @@ import (
 	"github.com/opsdesk/opsdesk/libs/platform"
 	"github.com/opsdesk/opsdesk/libs/runtime"
 	"github.com/opsdesk/opsdesk/libs/telemetry"
+	"github.com/opsdesk/opsdesk/services/identity"
 )
 
 // localPostgresAddr is the server `run` tries when DATABASE_URL is unset.
@@ -27,7 +28,8 @@ const localPostgresAddr = "127.0.0.1:5432"
 
 // run runs the target modules until ctx is cancelled or one fails.
 func (c *cli) run(ctx context.Context, args []string) error {
-	svcs := newServices()
+	boot := &bootstrapped{}
+	svcs := newServices(boot.set)
 	cfg, err := config.Load(args, c.getenv, sections(svcs)...)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(c.stdout, "usage: opsdesk run [flags]")
@@ -42,7 +44,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 
 	mgr := runtime.NewManager(log)
 	pg := &postgresSource{dataDir: cfg.Runtime.DataDir, log: log}
-	opts := platform.Options{Listener: c.listener, Config: map[string]any{}}
+	opts := platform.Options{Listener: c.listener, Config: map[string]any{}, GenerateSecret: true}
 	if cfg.Postgres.URL == "" {
 		opts.Postgres = pg.find
 	} else {
@@ -55,7 +57,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	plat := platform.New(cfg, log, mgr, opts)
 	register(mgr, plat, svcs)
 
-	banner := &banner{cfg: cfg, plat: plat, pg: pg, services: serviceNames(sel)}
+	banner := &banner{cfg: cfg, plat: plat, pg: pg, services: serviceNames(sel), boot: boot}
 	go banner.printWhenReady(ctx, mgr, c.stderr)
 
 	if err := mgr.Run(ctx, cfg.Runtime.Target); err != nil {
@@ -115,6 +117,25 @@ type banner struct {
 	plat     *platform.Platform
 	pg       fmt.Stringer
 	services []string
+	boot     *bootstrapped
+}
+
+// bootstrapped remembers what identity's first start created.
+type bootstrapped struct {
+	mu sync.Mutex
+	b  *identity.Bootstrapped
+}
+
+func (b *bootstrapped) set(v identity.Bootstrapped) {
+	b.mu.Lock()
+	b.b = &v
+	b.mu.Unlock()
+}
+
+func (b *bootstrapped) get() *identity.Bootstrapped {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b
 }
 
 // printWhenReady waits until every module runs, then prints the banner.
@@ -145,11 +166,23 @@ func (b *banner) write(w io.Writer) {
 	if pg := b.pg.String(); pg != "" {
 		fmt.Fprintf(&s, "  Postgres:       %s\n", pg)
 	}
-	if slices.Contains(b.services, "intake") {
-		fmt.Fprintf(&s, "  Try:\n"+
-			"    curl -si -X POST %s/v1/tickets -H 'X-Tenant-ID: acme' -H 'Content-Type: application/json' \\\n"+
-			"      -d '{\"type\":\"incident\",\"title\":\"VPN down in Berlin\",\"description\":\"Nobody can connect since 9:00\",\"impact\":\"high\",\"urgency\":\"high\",\"requester\":\"jane@acme.example\"}'\n"+
-			"    curl -s '%s/v1/tickets?q=vpn' -H 'X-Tenant-ID: acme'\n", b.url(), b.url())
+	if boot := b.boot.get(); boot != nil {
+		fmt.Fprintf(&s, "  First start:    created tenant %q with admin %s\n", boot.Tenant, boot.AdminEmail)
+		if boot.GeneratedPassword != "" {
+			fmt.Fprintf(&s, "                  admin password: %s   (shown once; change it or set OPSDESK_BOOTSTRAP_*)\n", boot.GeneratedPassword)
+		}
+	}
+	if slices.Contains(b.services, "identity") && slices.Contains(b.services, "intake") {
+		tenant, email := identity.DemoTenant, identity.DemoAdmin
+		if boot := b.boot.get(); boot != nil {
+			tenant, email = boot.Tenant, boot.AdminEmail
+		}
+		fmt.Fprintf(&s, "  Try (the README explains each step):\n"+
+			"    TOKEN=$(curl -s %s/v1/auth/token -d grant_type=password -d tenant=%s -d username=%s \\\n"+
+			"      --data-urlencode password=\"$PASSWORD\" | jq -r .access_token)\n"+
+			"    curl -si %s/v1/tickets -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\n"+
+			"      -d '{\"type\":\"incident\",\"title\":\"VPN down in Berlin\",\"impact\":\"high\",\"urgency\":\"high\"}'\n",
+			b.url(), tenant, email, b.url())
 	}
 	s.WriteString("  Ctrl-C stops.\n\n")
 	_, _ = io.WriteString(w, s.String())

@@ -8,6 +8,7 @@ import (
 
 	"github.com/opsdesk/opsdesk/libs/config"
 	"github.com/opsdesk/opsdesk/libs/runtime"
+	"github.com/opsdesk/opsdesk/services/identity"
 	"github.com/opsdesk/opsdesk/services/intake"
 )
 
@@ -17,6 +18,8 @@ type service struct {
 	name string
 	// section is the service's configuration (OPSDESK_<NAME>_*, -<name>.*).
 	section config.Section
+	// extra are further sections of the service (identity's bootstrap).
+	extra []config.Section
 	// config is the loaded section, shown at /config.
 	config func() any
 	// build makes the service from the shared infrastructure.
@@ -26,10 +29,37 @@ type service struct {
 }
 
 // newServices returns every service with its configuration section; the
-// sections are filled by config.Load.
-func newServices() []*service {
+// sections are filled by config.Load. boot is told what identity's first
+// start created (the demo admin's password, for the banner).
+func newServices(boot func(identity.Bootstrapped)) []*service {
 	intakeCfg := intake.DefaultConfig()
+	identityCfg := identity.DefaultConfig()
+	bootstrap := identity.Bootstrap{Demo: true}
 	return []*service{
+		{
+			name: "identity",
+			section: config.Section{
+				EnvPrefix:     "OPSDESK_IDENTITY_",
+				Target:        &identityCfg,
+				RegisterFlags: func(fs *flag.FlagSet) { identityCfg.RegisterFlags("identity.", fs) },
+				Validate:      func() error { return identityCfg.Validate() },
+			},
+			extra: []config.Section{{
+				EnvPrefix:     "OPSDESK_BOOTSTRAP_",
+				Target:        &bootstrap,
+				RegisterFlags: bootstrap.RegisterFlags,
+				Validate:      bootstrap.Validate,
+			}},
+			config: func() any { return identityCfg },
+			build: func(ctx context.Context, d runtime.Deps) (runtime.Service, error) {
+				return identity.New(ctx, identityCfg, identity.Options{Bootstrap: bootstrap, OnBootstrap: boot}, d)
+			},
+			rebuild: map[string]func(context.Context, runtime.Deps) error{
+				identity.DirectoryProjection: func(ctx context.Context, d runtime.Deps) error {
+					return identity.Rebuild(ctx, identityCfg, d)
+				},
+			},
+		},
 		{
 			name: "intake",
 			section: config.Section{
@@ -52,9 +82,10 @@ func newServices() []*service {
 }
 
 func sections(svcs []*service) []config.Section {
-	out := make([]config.Section, len(svcs))
-	for i, s := range svcs {
-		out[i] = s.section
+	var out []config.Section
+	for _, s := range svcs {
+		out = append(out, s.section)
+		out = append(out, s.extra...)
 	}
 	return out
 }

@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/opsdesk/opsdesk/libs/auth/authtest"
 	"github.com/opsdesk/opsdesk/libs/httpx"
 	"github.com/opsdesk/opsdesk/libs/natsx/natstest"
 	"github.com/opsdesk/opsdesk/libs/pgdb/pgtest"
@@ -46,9 +47,13 @@ type env struct {
 	nats *natstest.Server
 	nc   *nats.Conn
 	db   *pgxpool.Pool
-	e    *echo.Echo
-	deps runtime.Deps
-	cfg  intake.Config
+	// owner sees past row-level security (the tables' owner).
+	owner *pgxpool.Pool
+	e     *echo.Echo
+	deps  runtime.Deps
+	cfg   intake.Config
+	// issuer mints the access tokens requests carry; every replica trusts it.
+	issuer *authtest.Issuer
 	// stop stops the instance's projection (a no-op when it has none).
 	stop func()
 }
@@ -62,8 +67,8 @@ func testLogger() *slog.Logger {
 func newEnv(t testing.TB, cfg intake.Config) *env {
 	t.Helper()
 	ns := natstest.Start(t)
-	pool, _ := pgtest.NewDB(t)
-	return (&env{nats: ns, db: pool, cfg: cfg}).replica(t, true)
+	pool, url := pgtest.NewDB(t)
+	return (&env{nats: ns, db: pool, owner: pgtest.Owner(t, url), cfg: cfg, issuer: authtest.New(t)}).replica(t, true)
 }
 
 // replica starts another intake instance on the same NATS server and
@@ -73,14 +78,14 @@ func (e *env) replica(t testing.TB, run bool) *env {
 	t.Helper()
 	nc, js := e.nats.Conn(t)
 	ec := httpx.New(httpx.Config{BodyLimit: "1M"}, testLogger())
-	deps := runtime.Deps{Logger: testLogger(), NATS: nc, JS: js, DB: e.db, HTTP: ec}
+	deps := runtime.Deps{Logger: testLogger(), NATS: nc, JS: js, DB: e.db, HTTP: ec, Auth: e.issuer.Authenticator()}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	svc, err := intake.New(ctx, e.cfg, deps)
 	if err != nil {
 		t.Fatalf("intake.New: %v", err)
 	}
-	r := &env{nats: e.nats, nc: nc, db: e.db, e: ec, deps: deps, cfg: e.cfg, stop: func() {}}
+	r := &env{nats: e.nats, nc: nc, db: e.db, owner: e.owner, e: ec, deps: deps, cfg: e.cfg, issuer: e.issuer, stop: func() {}}
 	if !run {
 		return r
 	}
@@ -148,9 +153,29 @@ type problem struct {
 	} `json:"errors"`
 }
 
-// request sends one request through the Echo handler. body is sent as is
-// when it is a string or []byte, else JSON-encoded; headers are pairs.
+// agent is the access token of an agent of tenant (which may read every
+// ticket of it and log tickets for others).
+func (e *env) agent(t testing.TB, tenant string) string {
+	t.Helper()
+	return e.issuer.Token(t, authtest.User{ID: agentID, Tenant: tenant, Roles: []string{"agent"}, Email: "agent@example.com"})
+}
+
+const agentID = "u_01JB8ZQ5M6V8Y0K3W4X2N7AGNT"
+
+// request sends one request through the Echo handler as an agent of tenant
+// (no credential when tenant is ""). body is sent as is when it is a string
+// or []byte, else JSON-encoded; headers are pairs, and may set
+// Authorization themselves.
 func (e *env) request(t testing.TB, method, path, tenant string, body any, headers ...string) response {
+	t.Helper()
+	if tenant != "" {
+		headers = append([]string{"Authorization", "Bearer " + e.agent(t, tenant)}, headers...)
+	}
+	return e.send(t, method, path, body, headers...)
+}
+
+// send sends one request with exactly the headers given.
+func (e *env) send(t testing.TB, method, path string, body any, headers ...string) response {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -169,9 +194,6 @@ func (e *env) request(t testing.TB, method, path, tenant string, body any, heade
 	req := httptest.NewRequest(method, path, rd)
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
-	}
-	if tenant != "" {
-		req.Header.Set("X-Tenant-ID", tenant)
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])

@@ -159,8 +159,8 @@ func New(ctx context.Context, cfg Config, d runtime.Deps) (runtime.Service, erro
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if d.NATS == nil || d.JS == nil || d.DB == nil || d.HTTP == nil {
-		return nil, errors.New("intake: deps need NATS, JS, DB and HTTP")
+	if d.NATS == nil || d.JS == nil || d.DB == nil || d.HTTP == nil || d.Auth == nil {
+		return nil, errors.New("intake: deps need NATS, JS, DB, HTTP and Auth")
 	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()
@@ -189,7 +189,7 @@ func New(ctx context.Context, cfg Config, d runtime.Deps) (runtime.Service, erro
 	if err != nil {
 		return nil, fmt.Errorf("intake: %w", err)
 	}
-	if err := httpport.Register(d.HTTP, httpport.NewServer(create, queries)); err != nil {
+	if err := httpport.Register(d.HTTP, d.Auth, httpport.NewServer(create, queries)); err != nil {
 		return nil, err
 	}
 	return &service{runner: runner, log: log}, nil
@@ -219,6 +219,9 @@ func setup(ctx context.Context, cfg Config, d runtime.Deps, log *slog.Logger) (*
 		Schema:    Schema,
 		BatchSize: cfg.ProjectionBatch,
 		Logger:    log,
+		// The tables force row-level security: each event is applied in
+		// its own tenant.
+		SetTenant: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("intake: projection %s: %w", tickets.Name, err)

@@ -14,6 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
+	identityv1 "github.com/opsdesk/opsdesk/api/events/identity/v1"
+	"github.com/opsdesk/opsdesk/libs/auth"
+	"github.com/opsdesk/opsdesk/libs/auth/authtest"
 	"github.com/opsdesk/opsdesk/libs/es"
 	"github.com/opsdesk/opsdesk/libs/es/jsstore"
 	"github.com/opsdesk/opsdesk/services/intake"
@@ -33,6 +38,90 @@ func TestIntake(t *testing.T) {
 	t.Run("BadInput", func(t *testing.T) { t.Parallel(); testBadInput(t, e) })
 	t.Run("ConcurrentNumbers", func(t *testing.T) { t.Parallel(); testConcurrentNumbers(t, e) })
 	t.Run("TokenAheadOfReadModel", func(t *testing.T) { t.Parallel(); testTokenAhead(t, e) })
+	t.Run("RequestersSeeTheirOwn", func(t *testing.T) { t.Parallel(); testRequesters(t, e) })
+	t.Run("APITokens", func(t *testing.T) { t.Parallel(); testAPITokens(t, e) })
+}
+
+// testRequesters: a requester's ticket is theirs by default, they cannot
+// log one for someone else, and they see only their own tickets; an agent
+// sees every ticket of the tenant.
+func testRequesters(t *testing.T, e *env) {
+	const tenant = "t_requesters"
+	as := func(id, email string) string {
+		tok := e.issuer.Token(t, authtest.User{ID: id, Tenant: tenant, Roles: []string{"requester"}, Email: email})
+		return "Bearer " + tok
+	}
+	ada := as("u_01JB8ZQ5M6V8Y0K3W4X2N7RADA", "ada@example.com")
+	bob := as("u_01JB8ZQ5M6V8Y0K3W4X2N7RB0B", "bob@example.com")
+	mine := map[string]any{"type": "incident", "title": "My laptop", "impact": "low", "urgency": "low"}
+	r := e.send(t, http.MethodPost, "/v1/tickets", mine, "Authorization", ada)
+	if r.Code != http.StatusCreated {
+		t.Fatalf("requester create: %d %s", r.Code, r.Body)
+	}
+	var own ticketJSON
+	r.decode(t, &own)
+	if own.Requester != "ada@example.com" {
+		t.Errorf("requester %q, want the caller", own.Requester)
+	}
+	token := r.Header.Get("X-Consistency-Token")
+	forOther := map[string]any{"type": "incident", "title": "For Bob", "impact": "low", "urgency": "low", "requester": "bob@example.com"}
+	if r := e.send(t, http.MethodPost, "/v1/tickets", forOther, "Authorization", ada); r.Code != http.StatusForbidden {
+		t.Errorf("requester logging for someone else: %d %s", r.Code, r.Body)
+	}
+	agents, _ := e.create(t, tenant, newTicket("Logged by an agent"))
+	for _, path := range []string{"/v1/tickets/" + own.ID, "/v1/tickets/" + own.Number + "/events"} {
+		if r := e.send(t, http.MethodGet, path, nil, "Authorization", ada, "X-Consistency-Token", token); r.Code != http.StatusOK {
+			t.Errorf("ada GET %s: %d %s", path, r.Code, r.Body)
+		}
+		if r := e.send(t, http.MethodGet, path, nil, "Authorization", bob, "X-Consistency-Token", token); r.Code != http.StatusNotFound {
+			t.Errorf("bob GET ada's %s: %d, want 404", path, r.Code)
+		}
+	}
+	if r := e.send(t, http.MethodGet, "/v1/tickets/"+agents.ID, nil, "Authorization", ada); r.Code != http.StatusNotFound {
+		t.Errorf("ada GET the agent's ticket: %d, want 404", r.Code)
+	}
+	var page pageJSON
+	e.send(t, http.MethodGet, "/v1/tickets", nil, "Authorization", ada, "X-Consistency-Token", token).decode(t, &page)
+	if len(page.Items) != 1 || page.Items[0].ID != own.ID {
+		t.Errorf("ada's list: %+v", page.Items)
+	}
+	var all pageJSON
+	e.request(t, http.MethodGet, "/v1/tickets", tenant, nil, "X-Consistency-Token", token).decode(t, &all)
+	if len(all.Items) < 2 {
+		t.Errorf("the agent's list has %d tickets, want both", len(all.Items))
+	}
+}
+
+// testAPITokens: an integration's API token logs tickets naming the
+// requester; its scopes bound what it may do.
+func testAPITokens(t *testing.T, e *env) {
+	const tenant = "t_api_tokens"
+	token := func(scopes ...string) string {
+		id, secret := auth.NewAPIToken(ulid.Make().String())
+		data, _ := json.Marshal(identityv1.APITokenCreated{TokenID: id, Name: "monitoring", Scopes: scopes,
+			CreatedBy: agentID, SecretHash: auth.HashSecret(secret), CreatedAt: time.Now().UTC()})
+		if err := e.issuer.State.Apply(es.Event{ID: ulid.Make().String(), Type: identityv1.TypeAPITokenCreated,
+			Subject: "identity." + tenant + "." + id, Tenant: tenant, Data: data}); err != nil {
+			t.Fatal(err)
+		}
+		return "Bearer " + secret
+	}
+	create := token("tickets:create")
+	r := e.send(t, http.MethodPost, "/v1/tickets", newTicket("Disk full on db-1"), "Authorization", create)
+	if r.Code != http.StatusCreated {
+		t.Fatalf("API token create: %d %s", r.Code, r.Body)
+	}
+	noRequester := newTicket("No requester")
+	delete(noRequester, "requester")
+	if r := e.send(t, http.MethodPost, "/v1/tickets", noRequester, "Authorization", create); r.Code != http.StatusBadRequest {
+		t.Errorf("API token create without requester: %d %s", r.Code, r.Body)
+	}
+	if r := e.send(t, http.MethodGet, "/v1/tickets", nil, "Authorization", create); r.Code != http.StatusForbidden {
+		t.Errorf("API token without tickets:read lists: %d, want 403", r.Code)
+	}
+	if r := e.send(t, http.MethodPost, "/v1/tickets", newTicket("x"), "Authorization", token("tickets:read")); r.Code != http.StatusForbidden {
+		t.Errorf("API token without tickets:create creates: %d, want 403", r.Code)
+	}
 }
 
 func testCreateThenRead(t *testing.T, e *env) {
@@ -106,7 +195,7 @@ func testCreateThenRead(t *testing.T, e *env) {
 		}
 		ev := list.Items[0]
 		if ev.Type != "opsdesk.ticket.created.v1" || ev.Version != 1 || ev.Sequence != int64(seq) ||
-			ev.Actor != "grace@example.com" || len(ev.ID) != 26 || !ev.Time.Equal(created.CreatedAt) {
+			ev.Actor != agentID || len(ev.ID) != 26 || !ev.Time.Equal(created.CreatedAt) {
 			t.Errorf("event %+v", ev)
 		}
 		if ev.TraceID != traceID {
@@ -130,7 +219,7 @@ func testCreateThenRead(t *testing.T, e *env) {
 	}
 	ev := stored[0]
 	if ev.Type != "opsdesk.ticket.created.v1" || ev.Source != "/services/intake" || ev.Tenant != tenant ||
-		ev.AggregateID != created.ID || ev.Actor != "grace@example.com" || ev.CorrelationID != "req-123" ||
+		ev.AggregateID != created.ID || ev.Actor != agentID || ev.CorrelationID != "req-123" ||
 		es.TraceID(ev.TraceParent) != traceID || ev.Subject != "ticket."+tenant+"."+created.ID {
 		t.Errorf("stored envelope %+v", ev)
 	}
@@ -345,7 +434,6 @@ func testBadInput(t *testing.T, e *env) {
 		{name: "empty body", body: ``, status: 400, field: "body"},
 		{name: "not JSON", body: `type=incident`, headers: []string{"Content-Type", "application/x-www-form-urlencoded"}, status: 400, field: "header.Content-Type"},
 		{name: "missing title", body: valid(func(b map[string]any) { delete(b, "title") }), status: 400, field: "title"},
-		{name: "missing requester", body: valid(func(b map[string]any) { delete(b, "requester") }), status: 400, field: "requester"},
 		{name: "unknown impact", body: valid(func(b map[string]any) { b["impact"] = "extreme" }), status: 400, field: "impact"},
 		{name: "unknown type", body: valid(func(b map[string]any) { b["type"] = "outage" }), status: 400, field: "type"},
 		{name: "title too long", body: valid(func(b map[string]any) { b["title"] = strings.Repeat("x", 201) }), status: 400, field: "title"},
@@ -355,8 +443,10 @@ func testBadInput(t *testing.T, e *env) {
 		{name: "description too long", body: valid(func(b map[string]any) { b["description"] = strings.Repeat("d", 10001) }), status: 400, field: "description"},
 		{name: "additional property", body: valid(func(b map[string]any) { b["priority"] = "P1" }), status: 400, field: "priority"},
 		{name: "oversized body", body: `{"type":"incident","title":"x","description":"` + strings.Repeat("a", 2<<20) + `"}`, status: 413, field: "body"},
-		{name: "invalid tenant", tenant: "a.b", body: newTicket("x"), status: 400, field: "X-Tenant-ID"},
-		{name: "missing tenant", tenant: "-", body: newTicket("x"), status: 400, field: "X-Tenant-ID"},
+		{name: "no credential", tenant: "-", body: newTicket("x"), status: 401},
+		{name: "not a bearer token", tenant: "-", headers: []string{"Authorization", "Basic YWRhOnB3"}, body: newTicket("x"), status: 401},
+		{name: "tampered token", tenant: "-", headers: []string{"Authorization", "Bearer eyJhbGciOiJFZERTQSJ9.e30.c2ln"}, body: newTicket("x"), status: 401},
+		{name: "acting tenant not granted", headers: []string{"X-Acting-Tenant", "t_01JB8ZQ5M6V8Y0K3W4X2N7OTHR"}, body: newTicket("x"), status: 404, field: "X-Acting-Tenant"},
 		{name: "bad cursor", method: "GET", path: "/v1/tickets?cursor=bm90LWEtY3Vyc29y", status: 400, field: "cursor"},
 		{name: "limit 0", method: "GET", path: "/v1/tickets?limit=0", status: 400, field: "limit"},
 		{name: "limit 500", method: "GET", path: "/v1/tickets?limit=500", status: 400, field: "limit"},
@@ -364,7 +454,7 @@ func testBadInput(t *testing.T, e *env) {
 		{name: "bad date", method: "GET", path: "/v1/tickets?created_after=yesterday", status: 400, field: "created_after"},
 		{name: "bad status", method: "GET", path: "/v1/tickets?status=open", status: 400, field: "status"},
 		{name: "bad consistency token", method: "GET", path: "/v1/tickets", headers: []string{"X-Consistency-Token", "abc"}, status: 400, field: "X-Consistency-Token"},
-		{name: "list without tenant", method: "GET", path: "/v1/tickets", tenant: "-", status: 400, field: "X-Tenant-ID"},
+		{name: "list without credential", method: "GET", path: "/v1/tickets", tenant: "-", status: 401},
 		{name: "unknown ticket", method: "GET", path: "/v1/tickets/tk_01JB8ZQ5M6V8Y0K3W4X2N7R9TE", status: 404},
 		{name: "unknown number", method: "GET", path: "/v1/tickets/OPS-999999", status: 404},
 		{name: "unknown ticket events", method: "GET", path: "/v1/tickets/tk_01JB8ZQ5M6V8Y0K3W4X2N7R9TE/events", status: 404},
@@ -505,7 +595,7 @@ func TestRebuild(t *testing.T) {
 		t.Fatalf("%d tickets right after rebuild, want 5", n)
 	}
 	var rows, events int
-	if err := e.db.QueryRow(ctx, `SELECT (SELECT count(*) FROM intake.tickets), (SELECT count(*) FROM intake.ticket_events)`).Scan(&rows, &events); err != nil {
+	if err := e.owner.QueryRow(ctx, `SELECT (SELECT count(*) FROM intake.tickets), (SELECT count(*) FROM intake.ticket_events)`).Scan(&rows, &events); err != nil {
 		t.Fatal(err)
 	}
 	if rows != 5 || events != 5 {

@@ -68,7 +68,7 @@ func newIntake(ctx context.Context, cfg Config, mode Durability, run bool) (_ *i
 	}
 	log := serviceLogger()
 	e := httpx.New(httpx.Config{}, log)
-	env.deps = runtime.Deps{Logger: log, NATS: env.nc, JS: env.js, DB: env.db.pool, HTTP: e}
+	env.deps = runtime.Deps{Logger: log, NATS: env.nc, JS: env.js, DB: env.db.pool, HTTP: e, Auth: benchAuth.authenticator()}
 	if env.svc, err = intake.New(ctx, intake.Config{}, env.deps); err != nil {
 		return nil, fmt.Errorf("intake.New: %w", err)
 	}

@@ -61,7 +61,7 @@ func (l *httpLoad) post(ctx context.Context, i int) (ok bool) {
 		return false
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Tenant-ID", benchTenants[i%len(benchTenants)])
+	req.Header.Set("Authorization", "Bearer "+benchAuth.token(benchTenants[i%len(benchTenants)]))
 	resp, err := l.client.Do(req)
 	if err != nil {
 		if ctx.Err() == nil {

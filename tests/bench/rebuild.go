@@ -110,19 +110,19 @@ func rebuildPhase(ctx context.Context, cfg Config, batch int) (RebuildResult, er
 	res.Seconds = elapsed.Seconds()
 	res.EventsPerSecond = float64(cfg.RebuildEvents) / elapsed.Seconds()
 
-	var count int
-	if err := env.db.pool.QueryRow(ctx, "select count(*) from intake.tickets").Scan(&count); err != nil {
+	conn, err := env.db.plainConn(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer conn.Close(context.Background())
+	var count int // as the tables' owner: across every tenant
+	if err := conn.QueryRow(ctx, "select count(*) from intake.tickets").Scan(&count); err != nil {
 		return res, fmt.Errorf("rebuild: count tickets: %w", err)
 	}
 	if count != cfg.RebuildEvents {
 		return res, fmt.Errorf("rebuild: read model holds %d tickets, want %d", count, cfg.RebuildEvents)
 	}
 
-	conn, err := env.db.plainConn(ctx)
-	if err != nil {
-		return res, err
-	}
-	defer conn.Close(context.Background())
 	if res.Copy, err = copyBaseline(ctx, conn, rows); err != nil {
 		return res, err
 	}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	ticketv1 "github.com/opsdesk/opsdesk/api/events/ticket/v1"
+	"github.com/opsdesk/opsdesk/libs/auth/authtest"
 	"github.com/opsdesk/opsdesk/libs/httpx"
 	"github.com/opsdesk/opsdesk/libs/natsx/natstest"
 	"github.com/opsdesk/opsdesk/libs/pgdb/pgtest"
@@ -58,8 +60,15 @@ type system struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	db      *pgxpool.Pool
+	owner   *pgxpool.Pool // sees every tenant's rows (the tables' owner)
 	baseURL string
 	client  *http.Client
+	// issuer mints the access tokens intake trusts (identity's part here).
+	issuer *authtest.Issuer
+	t      testing.TB
+
+	mu     sync.Mutex
+	tokens map[string]string
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
@@ -70,11 +79,12 @@ func start(t *testing.T, cfg intake.Config) *system {
 	t.Helper()
 	ns := natstest.Start(t)
 	nc, js := ns.Conn(t)
-	pool, _ := pgtest.NewDB(t)
+	pool, dbURL := pgtest.NewDB(t)
 	e := httpx.New(httpx.Config{}, quietLogger())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	svc, err := intake.New(ctx, cfg, runtime.Deps{Logger: quietLogger(), NATS: nc, JS: js, DB: pool, HTTP: e})
+	issuer := authtest.New(t)
+	svc, err := intake.New(ctx, cfg, runtime.Deps{Logger: quietLogger(), NATS: nc, JS: js, DB: pool, HTTP: e, Auth: issuer.Authenticator()})
 	if err != nil {
 		t.Fatalf("intake.New: %v", err)
 	}
@@ -112,7 +122,7 @@ func start(t *testing.T, cfg intake.Config) *system {
 			t.Errorf("intake run: %v", err)
 		}
 	})
-	return &system{nats: ns, nc: nc, js: js, db: pool, baseURL: "http://" + ln.Addr().String(), client: client}
+	return &system{nats: ns, nc: nc, js: js, db: pool, owner: pgtest.Owner(t, dbURL), baseURL: "http://" + ln.Addr().String(), client: client, issuer: issuer, t: t}
 }
 
 // answer is one finished HTTP request.
@@ -144,7 +154,7 @@ func (s *system) postTicket(ctx context.Context, tenant, title string) (answer, 
 		return answer{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Tenant-ID", tenant)
+	req.Header.Set("Authorization", "Bearer "+s.token(tenant))
 	t0 := time.Now()
 	resp, err := s.client.Do(req)
 	if err != nil {
@@ -153,6 +163,21 @@ func (s *system) postTicket(ctx context.Context, tenant, title string) (answer, 
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	return answer{status: resp.StatusCode, header: resp.Header, body: body, duration: time.Since(t0)}, err
+}
+
+// token is an agent's access token in tenant, minted once per tenant.
+func (s *system) token(tenant string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if tok, ok := s.tokens[tenant]; ok {
+		return tok
+	}
+	if s.tokens == nil {
+		s.tokens = map[string]string{}
+	}
+	tok := s.issuer.Token(s.t, authtest.User{Tenant: tenant, Roles: []string{"agent"}, Email: "agent@example.com", TTL: time.Hour})
+	s.tokens[tenant] = tok
+	return tok
 }
 
 // parseCreated decodes a 201's ticket and consistency token.

@@ -179,7 +179,7 @@ func TestNATSRestartUnderLoad(t *testing.T) {
 
 	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	rows, err := s.db.Query(rctx, `
+	rows, err := s.owner.Query(rctx, `
 select t.tenant_id, t.id, count(e.seq)
   from intake.tickets t left join intake.ticket_events e on e.tenant_id = t.tenant_id and e.ticket_id = t.id
  group by t.tenant_id, t.id`)

@@ -58,15 +58,19 @@ const (
 // Priority is recorded rather than re-derived by readers, so a later change
 // of the priority matrix does not rewrite history.
 type TicketCreated struct {
-	TicketID    string    `json:"ticket_id"`
-	Number      string    `json:"number"`
-	Type        string    `json:"type"`
-	Title       string    `json:"title"`
-	Description string    `json:"description"`
-	Impact      string    `json:"impact"`
-	Urgency     string    `json:"urgency"`
-	Priority    string    `json:"priority"`
-	Requester   string    `json:"requester"`
+	TicketID    string `json:"ticket_id"`
+	Number      string `json:"number"`
+	Type        string `json:"type"`
+	Title       string `json:"title"`
+	Description string `json:"description"`
+	Impact      string `json:"impact"`
+	Urgency     string `json:"urgency"`
+	Priority    string `json:"priority"`
+	Requester   string `json:"requester"`
+	// RequesterID is the requester's user id when the requester is a user
+	// (a ticket logged by a requester for themselves, or by an agent for a
+	// known user); empty for someone OpsDesk does not know yet.
+	RequesterID string    `json:"requester_id,omitempty"`
 	Channel     string    `json:"channel"`
 	CreatedAt   time.Time `json:"created_at"`
 }
@@ -99,6 +103,7 @@ func EventTypes() []EventType {
 					Urgency:     LevelHigh,
 					Priority:    PriorityP2,
 					Requester:   "ada@example.com",
+					RequesterID: "u_01JB8ZQ5M6V8Y0K3W4X2N7R9TF",
 					Channel:     ChannelAPI,
 					CreatedAt:   time.Date(2025, 11, 3, 9, 12, 45, 123456000, time.UTC),
 				}

@@ -66,6 +66,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if !slices.Equal(cfg.Runtime.Target, []string{target}) {
 		return fmt.Errorf("this binary runs only the intake service; use opsdesk run --target=%v", cfg.Runtime.Target)
 	}
+	if cfg.Auth.JWKSURL == "" {
+		return errors.New("configuration: OPSDESK_AUTH_JWKS_URL (-auth.jwks-url) is required: the identity service's " +
+			"/.well-known/jwks.json, e.g. http://identity:8080/.well-known/jwks.json")
+	}
 	log := telemetry.NewLogger(stderr, cfg.Telemetry.LogLevel)
 	slog.SetDefault(log)
 	log.Info("intake starting", "version", version)

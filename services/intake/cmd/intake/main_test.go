@@ -7,10 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/opsdesk/opsdesk/libs/auth/authtest"
 	"github.com/opsdesk/opsdesk/libs/natsx/natstest"
 	"github.com/opsdesk/opsdesk/libs/pgdb/pgtest"
 )
@@ -21,7 +23,14 @@ import (
 func TestRun(t *testing.T) {
 	srv := natstest.Start(t)
 	_, dbURL := pgtest.NewDB(t)
-	env := map[string]string{"OPSDESK_NATS_URL": srv.URL(), "DATABASE_URL": dbURL}
+	// identity runs elsewhere: its keys come from a JWKS URL.
+	issuer := authtest.New(t)
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(issuer.JWKS(t))
+	}))
+	defer jwks.Close()
+	env := map[string]string{"OPSDESK_NATS_URL": srv.URL(), "DATABASE_URL": dbURL, "OPSDESK_AUTH_JWKS_URL": jwks.URL}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -50,15 +59,24 @@ func TestRun(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	req, _ := http.NewRequest(http.MethodGet, base+"/v1/tickets", nil)
-	req.Header.Set("X-Tenant-ID", "acme")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	get := func(token string) int {
+		req, _ := http.NewRequest(http.MethodGet, base+"/v1/tickets", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("GET /v1/tickets: %d", resp.StatusCode)
+	if code := get(""); code != http.StatusUnauthorized {
+		t.Errorf("GET /v1/tickets without a token: %d, want 401", code)
+	}
+	agent := issuer.Token(t, authtest.User{Tenant: authtest.NewTenantID(), Roles: []string{"agent"}})
+	if code := get(agent); code != http.StatusOK {
+		t.Errorf("GET /v1/tickets with a token verified against the JWKS URL: %d", code)
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -70,7 +88,7 @@ func TestRun(t *testing.T) {
 func TestNeedsExternalNATS(t *testing.T) {
 	_, dbURL := pgtest.NewDB(t)
 	err := run(context.Background(), nil, func(k string) string {
-		return map[string]string{"DATABASE_URL": dbURL, "OPSDESK_DATA_DIR": t.TempDir()}[k]
+		return map[string]string{"DATABASE_URL": dbURL, "OPSDESK_DATA_DIR": t.TempDir(), "OPSDESK_AUTH_JWKS_URL": "http://identity/.well-known/jwks.json"}[k]
 	}, io.Discard, nil)
 	if err == nil || !strings.Contains(err.Error(), "OPSDESK_NATS_URL") {
 		t.Fatalf("err = %v, want one naming OPSDESK_NATS_URL", err)

@@ -41,6 +41,8 @@ type CreateTicket struct {
 	Impact      string
 	Urgency     string
 	Requester   string
+	// RequesterID is the requester's user id, when the requester is a user.
+	RequesterID string
 	Channel     string
 	// Actor is who sends the command (ce-actor); AnonymousActor when empty.
 	Actor string
@@ -110,6 +112,7 @@ func (h *CreateTicketHandler) handle(ctx context.Context, cmd CreateTicket) (Cre
 		Impact:      cmd.Impact,
 		Urgency:     cmd.Urgency,
 		Requester:   cmd.Requester,
+		RequesterID: cmd.RequesterID,
 		Channel:     cmd.Channel,
 	}
 	// Validate before allocating, so a bad command does not use up a number.

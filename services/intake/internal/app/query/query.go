@@ -36,10 +36,18 @@ type Ticket struct {
 	Urgency     string
 	Priority    string
 	Requester   string
+	RequesterID string // "" when the requester is not a known user
 	Channel     string
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 	Version     int64
+}
+
+// Scope is whose tickets a query may see: the tenant's, and when Requester
+// is set only those that user requested (a requester's own).
+type Scope struct {
+	Tenant    string
+	Requester string
 }
 
 // Event is one entry of a ticket's history.
@@ -102,14 +110,15 @@ func DecodeCursor(s string) (Cursor, error) {
 	return c, nil
 }
 
-// ReadModel is the tickets read model, tenant-scoped in every method.
+// ReadModel is the tickets read model, scoped in every method: a ticket
+// out of scope is ErrNotFound, like one that does not exist.
 type ReadModel interface {
 	// Ticket finds a ticket by id (tk_...) or number (OPS-n); ErrNotFound.
-	Ticket(ctx context.Context, tenant, ref string) (Ticket, error)
-	// List returns one page of the tenant's tickets matching f.
-	List(ctx context.Context, tenant string, f Filter) (Page, error)
+	Ticket(ctx context.Context, s Scope, ref string) (Ticket, error)
+	// List returns one page of the scope's tickets matching f.
+	List(ctx context.Context, s Scope, f Filter) (Page, error)
 	// Events returns a ticket's history, oldest first; ErrNotFound.
-	Events(ctx context.Context, tenant, ref string) ([]Event, error)
+	Events(ctx context.Context, s Scope, ref string) ([]Event, error)
 }
 
 // Waiter reports when the read model has applied a stream sequence.
@@ -139,15 +148,15 @@ func NewHandler(rm ReadModel, waiter Waiter, maxWait time.Duration) (*Handler, e
 }
 
 // Ticket returns one ticket once the read model reached token (0: no wait).
-func (h *Handler) Ticket(ctx context.Context, tenant, ref string, token uint64) (Ticket, error) {
+func (h *Handler) Ticket(ctx context.Context, s Scope, ref string, token uint64) (Ticket, error) {
 	if err := h.wait(ctx, token); err != nil {
 		return Ticket{}, err
 	}
-	return h.rm.Ticket(ctx, tenant, ref)
+	return h.rm.Ticket(ctx, s, ref)
 }
 
 // List returns a page of tickets once the read model reached token.
-func (h *Handler) List(ctx context.Context, tenant string, f Filter, token uint64) (Page, error) {
+func (h *Handler) List(ctx context.Context, s Scope, f Filter, token uint64) (Page, error) {
 	if f.Limit == 0 {
 		f.Limit = DefaultLimit
 	}
@@ -157,15 +166,15 @@ func (h *Handler) List(ctx context.Context, tenant string, f Filter, token uint6
 	if err := h.wait(ctx, token); err != nil {
 		return Page{}, err
 	}
-	return h.rm.List(ctx, tenant, f)
+	return h.rm.List(ctx, s, f)
 }
 
 // Events returns a ticket's history once the read model reached token.
-func (h *Handler) Events(ctx context.Context, tenant, ref string, token uint64) ([]Event, error) {
+func (h *Handler) Events(ctx context.Context, s Scope, ref string, token uint64) ([]Event, error) {
 	if err := h.wait(ctx, token); err != nil {
 		return nil, err
 	}
-	return h.rm.Events(ctx, tenant, ref)
+	return h.rm.Events(ctx, s, ref)
 }
 
 func (h *Handler) wait(ctx context.Context, token uint64) error {

@@ -29,6 +29,8 @@ type Create struct {
 	Impact      string
 	Urgency     string
 	Requester   string
+	// RequesterID is the requester's user id, when known.
+	RequesterID string
 	Channel     string
 	At          time.Time
 }
@@ -93,6 +95,9 @@ func (c Create) Validate() error {
 	case n > MaxRequester:
 		bad("requester", fmt.Sprintf("must be at most %d characters", MaxRequester))
 	}
+	if c.RequesterID != "" && (!strings.HasPrefix(c.RequesterID, "u_") || len(c.RequesterID) != 28) {
+		bad("requester_id", "must be a user id, u_<ULID>")
+	}
 	if c.Channel == "" || len(c.Channel) > MaxChannel {
 		bad("channel", fmt.Sprintf("must be 1 to %d characters", MaxChannel))
 	}
@@ -139,6 +144,7 @@ func DecideCreate(t Ticket, c Create) ([]any, error) {
 		Urgency:     c.Urgency,
 		Priority:    priority,
 		Requester:   c.Requester,
+		RequesterID: c.RequesterID,
 		Channel:     c.Channel,
 		// Postgres keeps microseconds: truncating here makes the event, the
 		// read model and keyset cursors agree on the exact instant.

@@ -42,6 +42,7 @@ type Ticket struct {
 	Urgency     string
 	Priority    string
 	Requester   string
+	RequesterID string
 	Channel     string
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
@@ -69,6 +70,7 @@ func Evolve(t Ticket, e any) Ticket {
 			Urgency:     e.Urgency,
 			Priority:    e.Priority,
 			Requester:   e.Requester,
+			RequesterID: e.RequesterID,
 			Channel:     e.Channel,
 			CreatedAt:   e.CreatedAt,
 			UpdatedAt:   e.CreatedAt,

@@ -35,7 +35,7 @@ func problem(c echo.Context, err error) error {
 		return httpx.NewProblem(http.StatusBadRequest, httpx.TitleInvalidRequest,
 			"The ticket is invalid: "+strings.Join(msgs, "; ")+".", fields...)
 	case errors.Is(err, es.ErrInvalidKey):
-		return badTenant()
+		return httpx.NewProblem(http.StatusBadRequest, httpx.TitleInvalidRequest, "The caller's tenant is not a valid tenant id.")
 	case errors.Is(err, query.ErrNotFound):
 		return httpx.NewProblem(http.StatusNotFound, "Ticket not found",
 			"There is no ticket "+c.Param("id")+" in this tenant.")
@@ -60,10 +60,6 @@ func problem(c echo.Context, err error) error {
 func badField(field, msg string) error {
 	return httpx.NewProblem(http.StatusBadRequest, httpx.TitleInvalidRequest, field+" "+msg,
 		httpx.FieldError{Field: field, Message: msg})
-}
-
-func badTenant() error {
-	return badField("header."+HeaderTenantID, "must be 1 to 128 characters of A-Z, a-z, 0-9, _ and -")
 }
 
 func badCursor() error { return badField("query.cursor", "is not a cursor this API issued") }

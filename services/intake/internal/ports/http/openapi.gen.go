@@ -130,17 +130,21 @@ type ConsistencyToken = string
 
 // CreateTicketRequest defines model for CreateTicketRequest.
 type CreateTicketRequest struct {
-	Description *string    `json:"description,omitempty"`
-	Impact      Level      `json:"impact"`
-	Requester   string     `json:"requester"`
-	Title       string     `json:"title"`
-	Type        TicketType `json:"type"`
-	Urgency     Level      `json:"urgency"`
+	Description *string `json:"description,omitempty"`
+	Impact      Level   `json:"impact"`
+
+	// Requester Who asks for the ticket (an e-mail address or a name); defaults to
+	// the caller. Only callers who may read every ticket of the tenant
+	// may name someone else.
+	Requester *string    `json:"requester,omitempty"`
+	Title     string     `json:"title"`
+	Type      TicketType `json:"type"`
+	Urgency   Level      `json:"urgency"`
 }
 
 // FieldError defines model for FieldError.
 type FieldError struct {
-	// Field The offending field, e.g. "title", "query.limit" or "header.X-Tenant-ID".
+	// Field The offending field, e.g. "title", "query.limit" or "header.X-Consistency-Token".
 	Field   string `json:"field"`
 	Message string `json:"message"`
 }
@@ -184,6 +188,9 @@ type Ticket struct {
 	// Priority P1 critical, P2 high, P3 medium, P4 low, P5 planning (ITIL impact x urgency).
 	Priority  Priority `json:"priority"`
 	Requester string   `json:"requester"`
+
+	// RequesterId The requester's user id (u_...), when the requester is a user.
+	RequesterId *string `json:"requester_id,omitempty"`
 
 	// Status The ticket's lifecycle status. This version only logs tickets, so
 	// every ticket is `new`; the other values belong to later versions.
@@ -244,8 +251,8 @@ type TicketType string
 // Token defines model for Token.
 type Token = string
 
-// TenantID defines model for TenantID.
-type TenantID = Token
+// ActingTenant defines model for ActingTenant.
+type ActingTenant = string
 
 // TicketRef defines model for TicketRef.
 type TicketRef = Token
@@ -256,11 +263,17 @@ type BadRequest = Problem
 // Conflict RFC 9457 problem details.
 type Conflict = Problem
 
+// Forbidden RFC 9457 problem details.
+type Forbidden = Problem
+
 // NotFound RFC 9457 problem details.
 type NotFound = Problem
 
 // PayloadTooLarge RFC 9457 problem details.
 type PayloadTooLarge = Problem
+
+// Unauthorized RFC 9457 problem details.
+type Unauthorized = Problem
 
 // Unavailable RFC 9457 problem details.
 type Unavailable = Problem
@@ -290,8 +303,9 @@ type ListTicketsParams struct {
 	// Cursor Opaque cursor from a previous page's next_cursor.
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 
-	// XTenantID The caller's tenant (a subject-safe token). Replaced by verified tokens in a later version.
-	XTenantID TenantID `json:"X-Tenant-ID"`
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
 
 	// XConsistencyToken A token from an earlier write; the answer waits (bounded) until the read model reached it.
 	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
@@ -299,14 +313,16 @@ type ListTicketsParams struct {
 
 // CreateTicketParams defines parameters for CreateTicket.
 type CreateTicketParams struct {
-	// XTenantID The caller's tenant (a subject-safe token). Replaced by verified tokens in a later version.
-	XTenantID TenantID `json:"X-Tenant-ID"`
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
 }
 
 // GetTicketParams defines parameters for GetTicket.
 type GetTicketParams struct {
-	// XTenantID The caller's tenant (a subject-safe token). Replaced by verified tokens in a later version.
-	XTenantID TenantID `json:"X-Tenant-ID"`
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
 
 	// XConsistencyToken A token from an earlier write; the answer waits (bounded) until the read model reached it.
 	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
@@ -314,8 +330,9 @@ type GetTicketParams struct {
 
 // ListTicketEventsParams defines parameters for ListTicketEvents.
 type ListTicketEventsParams struct {
-	// XTenantID The caller's tenant (a subject-safe token). Replaced by verified tokens in a later version.
-	XTenantID TenantID `json:"X-Tenant-ID"`
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
 
 	// XConsistencyToken A token from an earlier write; the answer waits (bounded) until the read model reached it.
 	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
@@ -401,22 +418,20 @@ func (w *ServerInterfaceWrapper) ListTickets(ctx echo.Context) error {
 	}
 
 	headers := ctx.Request().Header
-	// ------------- Required header parameter "X-Tenant-ID" -------------
-	if valueList, found := headers[http.CanonicalHeaderKey("X-Tenant-ID")]; found {
-		var XTenantID TenantID
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
 		n := len(valueList)
 		if n != 1 {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Tenant-ID, got %d", n))
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
 		}
 
-		err = runtime.BindStyledParameterWithOptions("simple", "X-Tenant-ID", valueList[0], &XTenantID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
 		if err != nil {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Tenant-ID: %s", err))
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
 		}
 
-		params.XTenantID = XTenantID
-	} else {
-		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Header parameter X-Tenant-ID is required, but not found"))
+		params.XActingTenant = &XActingTenant
 	}
 	// ------------- Optional header parameter "X-Consistency-Token" -------------
 	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
@@ -447,22 +462,20 @@ func (w *ServerInterfaceWrapper) CreateTicket(ctx echo.Context) error {
 	var params CreateTicketParams
 
 	headers := ctx.Request().Header
-	// ------------- Required header parameter "X-Tenant-ID" -------------
-	if valueList, found := headers[http.CanonicalHeaderKey("X-Tenant-ID")]; found {
-		var XTenantID TenantID
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
 		n := len(valueList)
 		if n != 1 {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Tenant-ID, got %d", n))
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
 		}
 
-		err = runtime.BindStyledParameterWithOptions("simple", "X-Tenant-ID", valueList[0], &XTenantID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
 		if err != nil {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Tenant-ID: %s", err))
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
 		}
 
-		params.XTenantID = XTenantID
-	} else {
-		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Header parameter X-Tenant-ID is required, but not found"))
+		params.XActingTenant = &XActingTenant
 	}
 
 	// Invoke the callback with all the unmarshaled arguments
@@ -485,22 +498,20 @@ func (w *ServerInterfaceWrapper) GetTicket(ctx echo.Context) error {
 	var params GetTicketParams
 
 	headers := ctx.Request().Header
-	// ------------- Required header parameter "X-Tenant-ID" -------------
-	if valueList, found := headers[http.CanonicalHeaderKey("X-Tenant-ID")]; found {
-		var XTenantID TenantID
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
 		n := len(valueList)
 		if n != 1 {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Tenant-ID, got %d", n))
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
 		}
 
-		err = runtime.BindStyledParameterWithOptions("simple", "X-Tenant-ID", valueList[0], &XTenantID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
 		if err != nil {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Tenant-ID: %s", err))
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
 		}
 
-		params.XTenantID = XTenantID
-	} else {
-		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Header parameter X-Tenant-ID is required, but not found"))
+		params.XActingTenant = &XActingTenant
 	}
 	// ------------- Optional header parameter "X-Consistency-Token" -------------
 	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
@@ -538,22 +549,20 @@ func (w *ServerInterfaceWrapper) ListTicketEvents(ctx echo.Context) error {
 	var params ListTicketEventsParams
 
 	headers := ctx.Request().Header
-	// ------------- Required header parameter "X-Tenant-ID" -------------
-	if valueList, found := headers[http.CanonicalHeaderKey("X-Tenant-ID")]; found {
-		var XTenantID TenantID
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
 		n := len(valueList)
 		if n != 1 {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Tenant-ID, got %d", n))
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
 		}
 
-		err = runtime.BindStyledParameterWithOptions("simple", "X-Tenant-ID", valueList[0], &XTenantID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
 		if err != nil {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Tenant-ID: %s", err))
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
 		}
 
-		params.XTenantID = XTenantID
-	} else {
-		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Header parameter X-Tenant-ID is required, but not found"))
+		params.XActingTenant = &XActingTenant
 	}
 	// ------------- Optional header parameter "X-Consistency-Token" -------------
 	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
@@ -635,57 +644,67 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"5Fr/dxq3sv9X5uj1nNh+CwZjtwn+KU2cPr+mCc9xX3tbco28O4DqRdpIWgiN+d/vGUm7LLAYEufk/nDz",
-	"g7MsI2m+z2dGfGKxmmRKorSGdT+xMfIEtXt8oaQRxqKM59fqDiW9S9DEWmRWKMm67J3VyCdg8EOOMkZQ",
-	"Q7BjhJkWFs8h48aAsHDL4zvgBn5vVHZsuC3BKtDIE5irXPt1TRYxE49xwum87zQOWZf91/GSy2P/rTne",
-	"4G+xiNjFNR9tMno9RrAivkP7xMAUtRFKRvAhVxaTCLA5akKftfts9XA7z5B1mbFayJHb/Qqtnj8fWtQ1",
-	"ysBYycSQSDNOYuNQaQRNS4Qc1W4tpMURaragzTOu+QTt3tp/DtbpcKjVBLgE5DoVqAv1kyW4NDN6w4U1",
-	"cHCrcplgcgi5tCJ1BE75E5VgSo/xGBMQllgVdIJ3BhYxySfEbo0FH2eta5Rc2suX9RaLeZqifmLAOjI4",
-	"4GDy278wtg3Dh+jFP2zCFWYpjzGB2zkZVwwFJv5LA0ICh5Rb1IXdH5DOs9O4fMkipvFDLjQmrGt1jvtK",
-	"WRHNudsVkW73RhAJHNi7m37eanXiX19fvnRPeAhKA9lM5pNb1HDwtveu0W6dnhyW3Gfcjpe8i+TRLC9o",
-	"A5MpadA54I88uaLANpY+xUpalO6RZ1kqYk7CHGda3aY4+e+/jHIeut+RPb/KH7qpG+2PBWFgwtOh0hNM",
-	"SCEchgLThN4LOeWpSM4BtVbaAKnBAHmwp2myRUQhNExF/M35D7adcQPxmMsRJhArGedao7Tp3PH2RtlX",
-	"FI7fkrc3Ckwej0vfky4FrEWZ467H56niybVSr7ke4b/LAW5VMidrp8SEBjvmnmWDeipiBB7HmFnjWP5V",
-	"8ikXKb9Nvzm7OEVpwVhK98JALl0qJU4ictu1PJuIBKSyPt96CyxTY0jpZBoxcbWwUpBd9WmU5aeO40B9",
-	"XClUC8d1EGVbZcm4tahJoH/+2Wo8e/+pHZ20Ft+xaL0IRuyFRm6xSG9lguBJIkgnPO1plaG2gtLIkKcG",
-	"I5ZVXq1lw09swj++RjmyY9Ztt1qtVs2ZYpJxH8cPmek1TjFlC58I0QQ1VbbvnLQiNhGyPK7mKCus96DK",
-	"upPWHuvcix2p1intmigXEcv1iGywp1SLan7/0x9XcFsqaLlpVQnvS3aVq550+CvKkheUPJ35V+zjMmh9",
-	"2VLDIcpEyJFPsyV2cnz0WQR99iFHPW+mYiJsn5H/94MPNysF1kOtDSVO0Bju880m+KqK71lcLqgT0Suu",
-	"+4mhzCe0KFUztyQR+YQiS4zGlYVLLnpaKC3sfFMFvTbEWlgR8zSC3gnQFhH0OuA3jaB3CqmaRdA7gyzl",
-	"UpKmDi6vL1+DtxB8hGAhV8kLznptFrHeCf3p0J9T+nO2hTmfizZ4u3r1Ap6dnv0AIcdBgpaL1NA56/FH",
-	"X9QoOWK+nNJXwuLE7PLNiheVIcC41nzuolYay2WMtScZy21u6rBwJQa3RhmBAm5Zl+VaNDQOUVMDsulS",
-	"D0dN4KHOeXyobsYGFXTp3WpV/f+jZi6Zh+LKtRZTTM6hz3gm+gyGrhIIAyiTTAnpUDZ+5JMsdUrLRF1A",
-	"xC7ZJjfcrkidcIsNqhB1a9bS62YyrYlte3cDQ5WmauZhNAcCo6ss2rubVvt/f3z6x/+d/fL9/z/9R+vn",
-	"zm+nv5+8+eHq2fUFe3zW9li3RrP5hMuAhCPIpfiQI2SEBwJgqTJZAOU6frJKXD9c7gPdeil5wIl3p/13",
-	"nnYv9/6MIpIln+0gn1d4IhYap03LvPHdiRp6CGSKAYCPAd+CUkNOJipZE9J+f7pka9kCr4aq62iCS0RF",
-	"4AZ9LyO4yk9tFSxtXjVlVIbxSoStaHMp9vb0cDENEHM1R/DYqnp/Sbjl28GS79q24cvMY3I4MIjAM3Hs",
-	"dX5YKaSBv4h9bIxUI7wkqNu84rNfQqnckgGWB1FPGmNDJFFIA4e1tbqY+uweCwkJ15cvfr64freXI5B1",
-	"J7i/O1vNY7ypk+m3zgtw35JMwTeL3sKOuYWY5wYT997JHsFsjNKvSWqlLiJ0mXFUZhI0d03v9M3gT81p",
-	"u2751lBqN245sZIp4zyj6M7KqdVYUIMx/+JQKkufU6J30YoRl6wFL93h9a+FqfH8EjTshR6qQbQBH9Zl",
-	"cBtuZ6oXYOPj+alDMhI/2ps410bV1KcX7n3hX0QKGR/hOcg8TUF5O6bc+NdNl9bS0Kj6kH8YtHjeV5nY",
-	"roh3ZUl6YASaiiHG8zhF8Bm1CdcETYILgJLpHFI1MmGFicCovsQp6nk5PTAwkDgb+Cyv7Bg1THmao4Fb",
-	"TJUcgVWrgzfT7MsK5pVIaJwbI0YSEzfWusm0Gmk0JG3m+wyXt41Kp44kTpXxD4Qr0xSTWoxcKZEV+C9k",
-	"LBLyNXJ7N0C4CcnAI2QHq31pWOkoKvsW7XK1ZT15ut4bVpvp540/eOPvVuPZTYOa6vbJ07queuHQ8lBt",
-	"mu1SWn6HK8aAg0ISsksYhQRJTFTAfwNcJmH+ZA7pQ18SMZoqTF3OJZp92ZdHR65Di+fNoyO4cObWKrd+",
-	"e6HRwKDSxA2oQGxOZPvyYFAn9+AwuJlvB8mDOPmfTBpCVmbSTjRh555fEk4YQ361Nts9By6933kg+MSU",
-	"4NuNvQ0MTlungyDYFfKkMVe5brj5uCEJn4PJ4xiNGeapH5uXS2fCjknYjYH3oC8PynrxxIBZLXaHTehV",
-	"7z2UBC7nMPjp4nrgLLIcy/elm8tHEObycHAChsB3gkOep/Ywqh/Uj7kph/VUxfrS9RPnIIZ0LH0tlY2q",
-	"FwAUrGetziCIVRkkFeopMO/REREn6LoXf7UQOldiPuAqvw3t71rbCbdafOzSRvcFdb9fEt+7NhnuQ5MM",
-	"99Qiw31f3jc2/t2v/Fc8EC0cHdE2R0dQ/LuHXtv/d1J87gAEWn9WSR2IPIl/OC1pUzWrbFsQeRL/cOZo",
-	"+7LXJu189ggg6Ng1yuboCLhGKNv1wbb55OAc3JDbfVOGdV+mwlg/6l6bxhBmGPgOfuBzbeg02NvMvERz",
-	"ByGbPO9dVgp+l7WbrWaLEpzKUFIn2mWdZqvZYS6XjV01OZ62j0MCoo8j3xxTsXX8XSasywgUXAea1fus",
-	"P+sr75LkuLwKWkQ7aTfvkqL1vPmWSliRMB2WEqYodsUViptULe9QyuZiz3uTla5uBwcOHAgDlPe3nV/0",
-	"OJ9xuu8CN89+ladpwxISMcg1ecqU0iR5g4vjCjUc9JSxVHX7coa3nv7GqhtrHH/LWEc5SoUZQ6zkUIxy",
-	"b/duuEXty2ysuUETwUBpqgwygUFjpnQycP5OKU4bq1Ry6H2zTgUfVuT/rAnsDgMEWA7cupskSn3eIn5I",
-	"ZeGAArLT6Tw73GafslMc+h5yyeg+fcqe/IVb4y9kza/+CrwRnAYj/t7qrG6+u3JQqFqse0am4h/FhGBX",
-	"YTj/qV3Xq2zoJeMfcgSPdMPtNmQap0LlxmHoJwYqYHirUjxU3uJRZ+2TXR71fu1G9KTVeuBq6fOulCpd",
-	"S82t0luJTlCXN7yHuEuuU89B3cYlp8eVi9tFxM5and1Lqpdn7rYon0y4noeUvuwCJM6odx4KbahXpsxw",
-	"h3ODrrURkoc5jOUj48atoRa8X0QsU6amYlQvkx5RMt6X050fVTL/akaqu+parLZn1MAtNvyk/ZX9ZI+b",
-	"5lSNRpicu18NhDmO8XeSSTFLCEOYAFnXLheLH848dKvoaBYRe628LDUXJNyOl53wLDAYQQU9HH8SyWLX",
-	"D23qfmmyg7maH5h8WcSctp7tXlL+toAWtPcIsfUr9a8QmmoEvKLl2sBbRGxd91vh209oHx2JXwjedu1f",
-	"/pjmGyTlh4Pti8Pmi73xdPeS8tckj/eqn9CCkmVquZ272ammh+U0fh83C/PpPZqFC0/4H+10y6Fqjff5",
-	"SYzP6itXLBGldqUT1F8KD761e62MIYd5mhaD7QhUmpTgot7JFn5yV/hHrlPWZcfOPIH6U9lMhVWL94t/",
-	"BQAA//8=",
+	"7Fp7c9s4kv8qXbytsuWjZMmP3Yn8lyfrzGU3M9El2svcDnMWTLZErEmAAUArmkTf/aoB8CGJipxH5apu",
+	"d/7IyBIejcavu3/djQ9BLPNCChRGB+MPQYosQWU/PpVCc21QxKupvEdB3yWoY8ULw6UIxsFro5DloPFd",
+	"iSJGkHMwKcJScYNXUDCtgRu4Y/E9MA2/9lsr9u2SYCQoZAmsZKncvEEQBjpOMWe03x8UzoNx8G+njZSn",
+	"7ld9uiPfeh0GN1O22BV0miIYHt+jOdLwgEpzKUJ4V0qDSQg4WAwgCkZRsLm5WRUYjANtFBcLu/orNGp1",
+	"PTeoOpSBsRSJpiMtGR0b51IhKJrCxaJzaS4MLlAFa1q8YIrlaLz2r2PDxWKKggmzu9kzqYAJ+Pn1BGSB",
+	"ihmpxlb3ccZRGDB2HhzzBKQCnZWLHgnGYgNchLBMeZxGwk5gWYYK8lIbSNkDwh2igIViwmByBUysQJoU",
+	"VbUkE3qJSsPF8GIQiSAMOMnjYBOEgWA5HezXvpO/7w/QPnvO3r9AsTBpMB6d/RAGORf132GH0g/j8BqM",
+	"RdNcyZzUgkxlHFUFRDqmE9vejIbjO1mKBJMelMLwzA6wMMxlghl9jFNMgJvB/vPtYPnrcDu16HxFs/aD",
+	"F3gCx+b+NiqHw/P4by+e/9l+wh5dMh1MlPkdKjh+OXndHw0vznr1AQpm0kZ8ngRhoPBdyRUmwdioEh8r",
+	"fSXymhbQhRQaLV5/ZMkr8gPaojWWwqADLiuKjMeMDnNaKHmXYf7v/9DSXuPjtpy4WW7TXd0oty1wDTnL",
+	"5lLlaFHPYM4xS+h7Lh5YxpMrQKWk0kBq0EDX7MYMAoezecbj7y6/v9sl0xCnTCwwgViKuFQKhclWVrZn",
+	"Ut3xJHHg/57CxQoTFIazjPRotQh3pbFoUzJD615iWaCGjPy8STn9UBo80lCgyrkmZ2sP8Ys0z8jwvucZ",
+	"fpGgyzitDUhA4/SOdO0npQIpENoOka1ASAMasReCc7dbXs3+7j2lPeCErTLJkqmUL5ha4P+VIdzJZEW3",
+	"lZEQCkzK3Kk1qgceI7A4xsJoK/LfBCtNKhX/Hb/3vTgwNQBzjvrNmzf969Kk9F3MDIJzvaDZSoOWldAP",
+	"jGfsLvvuOsYHCq/aUGjnGkphgwVJYkGyFUkSnliQ2EEOXY3z90GLIMlzy3ta5MsyjX5NNbok9qNPW6Rk",
+	"baX2R9nH4QpmDCo60P/8Nuw/efthFJ4N138IdmJvGDxVyAxWsan27ixJOOmEZRNF9MNwigFzlmkMg6L1",
+	"1VYo24z9w+Fw2LEnzwvmnPCnrukFPmAWrF0UQ93JyN6kEpi+1zD3N+OdwDFRhH7OeAYsSRRq7cIFRYXe",
+	"FSQ4Z2VmiMm1KdIAXops5f/QsEyl9RH2tvEB1apa3rNg51oiYR0JyxG0zJGcDGYaHXVqaeP8bHiACYWB",
+	"4cYBvjXvbPiIefaLA2Hdyj6lkeswKNWCIPPIS1i3ucRvbrtK2vo+m0Xf1iLKu39gbGx8oyh8Q8HZInQD",
+	"QjZCd9MiOZ+jSLhYuDBeU3m7dxSEEAXvSlSrQcZzbqKA7jnyZjbo4HAuA9hRYI5aM+fPd+lp++hO1GZC",
+	"11Gd0sYfAhRlTpMyubRTEl7m5AT4Im1NbKSYKC4VN6tdVUxGECtO/jILYXIGtEQIk3Nwi4YwuYBMLkOY",
+	"XEKRMSFIY8fPp89fgLsdeA/+dixjrCSbjIIwmJzRP+f0zwX9c7lHOOc2d2R79ewpPLm4/BN4dwwJGsYz",
+	"Tftsuwr6oUPJYeBoG/3EDeb6EC5baKrhHzCl2Mo6GKENEzF27qQNM6XuStFa9rfXwoh8MhOMg1LxvsI5",
+	"KsqLg/AAbLYsxsvQBR5nprs2QsRROFhtqv8/5LLt+phS/IHyuihgBY8C7xq5BhRJIbmwKQ++Z3mRWaUV",
+	"vMsgYhsXkltmNk6dMIN9CmZdc7Yiwa7f77Bxc38Lc5llcokJ3K2AASU9myKa+9vh6C8//vD3/7z8+Y//",
+	"9cN/D/96/ubi17Nf/vTqyfQm+PoA43KqDs2WORM+4wqhFPxdicR4vePfFLJKyLrkKVp2/Wlm4sdtR72d",
+	"Fetfb/kex1mPONJQalQ2syxvB4NBL4RlisIzGT+KqA6zA+lYosw893KJ4yeM6HDIee3GPsq8PiOAFcln",
+	"A/Tzgl4Y+DrSroJ/cVm4nDu2qGtGYEV0NPdmymxJqBaNC/PHi0aspjK06Sps5u4hGVaOw+u78SBteToi",
+	"cAtzbSiFtRvZsPANbTbH3u+ebh48G9/0USw2shuvCTNsP690INtHxQuXc8GxRgRW8FOn814rkHv5wuB9",
+	"fyH7/kvKCgav2PJnH6r3eKBmI7KQGPs8Cb0b6nVyhaoYerhaygVMnz/968309aOAQLeb4+PhbBSLsdMB",
+	"vDl/CvZXOpPHZpU7mpQZiFmpMbHf27NXLoHmJJ2nriy08Xiy0Anq+4ED/cDjafAw6pq+15RG/TtGohRS",
+	"W2RUCXxdzE055WKrLzalOvRaJTqIti6xEc2j9ADqX3DdgfyatDyKvbSNaIe+bJ/BLrhfqImnrV8vTxeT",
+	"Evje3Mal0rIjPj6131f4oqFQsAVeAYUPkO4eM6bd14+IK51H3xRivyJe1yHpE52BjM8xXsUZgvOoA5gS",
+	"NfIQAEn5XyYX2s/QIWgZiY3kj2uYCVzOnJd3lfMHlpWo4Q4zKRZgJGSMYqpfVrtcsOLcAikbYFrzhcDE",
+	"lm9vCyUXlKaS43b5jvXbWmYPdkicSe0+EK/NMkw6OXorRLbSDy5inqCr0bsC0a13Bo6hW1rvQsNGRtNa",
+	"t6osfLqy3647XPf/zvq/D/tPbvtvP4zC0dkPXQUI607jkgLVawKjQ+8dMoXquqRldzoBwla3tPbFleO/",
+	"vJn2XF+A7sMelJtVVQqrCnvXk+fVBJncWxpU92tIILdlI2BqTOEqRFzM5a4Yz4Vh97iBFTiuFE2w8ZU4",
+	"r2gdVtmRBiYSXwbWPfojEjQYdZvFNxWmQSQicXLSKpgRUGkNy0Lj1eDkBG4sQG1RFkguDbNrX/Sz48fw",
+	"oz1fJFxjwWrCdRZmY1LPhkr3KvNIR2I2efl6CqcPo1NWmvTUzph1aHnm1TzrkY1VxRKyHpNiJOyoIx2C",
+	"Na52gDrSV9uNL2Cx0RQY2Fb3i5tILJmuSrSUQAiWU+7LbSV4tlXPnQ3gWrSbXUfV7UWianvNLoYXswHc",
+	"sDj1ApDCXT+BxGxK3rSJ91c6Esez9/3mt1lv3JBrbetImVzUUKH7IzpjUuQK5FJcRYItPHTKgtStpXLj",
+	"WJJzoe3w/VUoD5NXyJL+SpaqbztjmsBxDbq01zsvM9cwq1t8S25SUtJOmWQWieOaHBxp0JvMpjeASbv3",
+	"axG5gtlPN9OZw2bdkKML4nQs35GD4zPQdFG+CNcLu1t0KdN1m44oSyRs8noFfE7b0s9CmrDd+iPPfDk8",
+	"n/ljtQqsM6+eKsE6OaHBCdpU2eHdl0lIeE+i3TK0vq2j5Mwo/n5MC32sRkdRPfijrcnAR1+RgY+QySV8",
+	"jMTH/s5/Hzf+V32gsXByQsucnED130eYjNz/zqq/zwH8WLdXPdoPckPch4t6bCaXrWWrQW6I+3Bpx0Zi",
+	"MiLtfHa9yevYVmX0yQkwhVDXhmb76vazK9cmcGZWOclIZFwb17/bKgFau3blopkLrD6tDF4W+s+o78H7",
+	"5uvJ8xa7GwejwXAwpGgmCxSs4ME4OB8MB+eBDVypjTzk17yN0p8L7OjMv2rM2ptwbdYmxVVt9skVOJN2",
+	"oCoOWXBgJXP+5nkSjAOimlMvzObjgd+6+Vwz5HTjccE6PDh+t2Udbp/bFserk1qWznVFo6omtK3FNl3o",
+	"Om19ZOd5o15wQAKrPAonqwL37V9lz5+xu6sv7O79rMyyviGOq5EpgqWNWwQ9e7+t0XA8kdosbFRY4p0b",
+	"f2vkrdFWvsaxoFhkXKcQSzHni1L5YO2erUSiSBXTqEOYSTUL7Taz/lKqZGaNi/yp0kbKpNd6qLGlgnf7",
+	"XmYc7iscuACf8AEzNvqTn3U34sqvBo7J+s/Pz5/09t1PXYOYu+pEI+hjMuBHyuef6XyhaG72N5CNEjXQ",
+	"/Pe9YLUdjI2NfIgMxpdD20riORH66uLcX6OuLHhHLwV7VyK4HMo/ooFC4QOXpbbZ2ZGGVpq1VykuCduD",
+	"qMvR2SFEvd16U3I2HH6iv/t5fd1WPtzR2n0p0B7U+g2HENtpvnASdC1cS3raevpip4wOT9lou9tJ54cn",
+	"NY9A7IyLwzPqFxfrMLh8zBbtzrpNv8o8Z2rlw02T9wpcojYw50qb0Hmse1xptMk8F8xXHg1baNvg8HHq",
+	"bRi0aTD5YPfLmLidLYZLbQ6UrNsNWmj3Z6+rtxu7vdlIdAVVON4Iwb2aiLMqBs+lqvq2kcBMYyuJMCnm",
+	"lm7Uks2ugG2U1mtCrxBYtmQrbTvKjtQ7r7wZ1NsN96+M6m/r0u6PMll9MzvqehKw3qzNGFXieseUR9/Y",
+	"lB/xnCqTiwURLW50VcTV7u1GUhUSfQXWpzBbjzCqx6Sfen1hx6zD4IV0Z+nozjKTNmWwpRcwhBabPP3A",
+	"k/Whx6ddbw4PCNfx1PD/l1O7GD45PKF+2EcTRo+Qafsd1zfwntapNLf/Wb7RkQ274jZmWmnIpiP5Cc03",
+	"8SJfmBscmNO8dv0OMf/TjuKLTX79L3rQAvhPFFtF7X3vVuCenlO4rLuVn8kGOvDuu3t7Yd8kxTdu4D89",
+	"+pu2VIcZuMqwC40bTeqQ4qNUCap/0eANnG/0i+ZlllUdyBBkltSc+EvQ3up2WKS2+xy/vSWo2E6Ax3Gp",
+	"smAcnFoI+a0+1IUNv+X67fp/AwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

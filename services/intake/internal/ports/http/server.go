@@ -4,24 +4,22 @@
 package httpport
 
 import (
+	"cmp"
 	"net/http"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
 
 	ticketv1 "github.com/opsdesk/opsdesk/api/events/ticket/v1"
-	"github.com/opsdesk/opsdesk/libs/es"
+	"github.com/opsdesk/opsdesk/libs/auth"
 	"github.com/opsdesk/opsdesk/libs/httpx"
 	"github.com/opsdesk/opsdesk/services/intake/internal/app/command"
 	"github.com/opsdesk/opsdesk/services/intake/internal/app/query"
 	"github.com/opsdesk/opsdesk/services/intake/internal/domain/ticket"
 )
 
-// Headers of the ticket API.
-const (
-	HeaderTenantID         = "X-Tenant-ID"
-	HeaderConsistencyToken = "X-Consistency-Token"
-)
+// HeaderConsistencyToken carries the stream sequence of a write.
+const HeaderConsistencyToken = "X-Consistency-Token"
 
 // Server implements the generated ServerInterface.
 type Server struct {
@@ -36,11 +34,24 @@ func NewServer(create *command.CreateTicketHandler, queries *query.Handler) *Ser
 	return &Server{create: create, queries: queries}
 }
 
-// CreateTicket handles POST /v1/tickets.
-func (s *Server) CreateTicket(c echo.Context, p CreateTicketParams) error {
-	if err := checkTenant(p.XTenantID); err != nil {
-		return err
+// principal is the verified caller (the auth middleware ran first).
+func principal(c echo.Context) auth.Principal {
+	p, _ := auth.FromContext(c.Request().Context())
+	return p
+}
+
+// scope is whose tickets the caller may see: every ticket of the tenant
+// with tickets:read_all, else only its own.
+func scope(p auth.Principal) query.Scope {
+	if p.Can(auth.PermTicketsReadAll) {
+		return query.Scope{Tenant: p.Tenant}
 	}
+	return query.Scope{Tenant: p.Tenant, Requester: p.ID}
+}
+
+// CreateTicket handles POST /v1/tickets.
+func (s *Server) CreateTicket(c echo.Context, _ CreateTicketParams) error {
+	p := principal(c)
 	// The validator has checked the body against the schema (required
 	// fields, enums, lengths, no unknown properties); a decoding error that
 	// still gets here is a 400 naming the field, through httpx.
@@ -52,16 +63,34 @@ func (s *Server) CreateTicket(c echo.Context, p CreateTicketParams) error {
 	if req.Description != nil {
 		description = *req.Description
 	}
+	// The requester is the calling user unless someone who may see every
+	// ticket logs one for somebody else; an integration (API token) always
+	// names the requester.
+	requester, requesterID := cmp.Or(p.Email, p.Name, p.ID), p.ID
+	switch {
+	case p.Kind == auth.KindAPIToken && req.Requester == nil:
+		return badField("requester", "is required when an API token logs a ticket")
+	case p.Kind == auth.KindAPIToken:
+		requester, requesterID = *req.Requester, ""
+	case req.Requester != nil && *req.Requester != requester:
+		if !p.Can(auth.PermTicketsReadAll) {
+			return httpx.NewProblem(http.StatusForbidden, "Permission denied",
+				"Requesters log tickets for themselves; leave requester out.",
+				httpx.FieldError{Field: "requester", Message: "must be yourself"})
+		}
+		requester, requesterID = *req.Requester, ""
+	}
 	res, err := s.create.Handle(c.Request().Context(), command.CreateTicket{
-		Tenant:        p.XTenantID,
+		Tenant:        p.Tenant,
 		Type:          string(req.Type),
 		Title:         req.Title,
 		Description:   description,
 		Impact:        string(req.Impact),
 		Urgency:       string(req.Urgency),
-		Requester:     req.Requester,
+		Requester:     requester,
+		RequesterID:   requesterID,
 		Channel:       ticketv1.ChannelAPI,
-		Actor:         req.Requester, // until identity issues verified callers
+		Actor:         p.Actor(),
 		CorrelationID: httpx.RequestID(c),
 	})
 	if err != nil {
@@ -76,14 +105,11 @@ func (s *Server) CreateTicket(c echo.Context, p CreateTicketParams) error {
 
 // GetTicket handles GET /v1/tickets/{id}.
 func (s *Server) GetTicket(c echo.Context, id TicketRef, p GetTicketParams) error {
-	if err := checkTenant(p.XTenantID); err != nil {
-		return err
-	}
 	token, err := consistencyToken(p.XConsistencyToken)
 	if err != nil {
 		return err
 	}
-	t, err := s.queries.Ticket(c.Request().Context(), p.XTenantID, id, token)
+	t, err := s.queries.Ticket(c.Request().Context(), scope(principal(c)), id, token)
 	if err != nil {
 		return problem(c, err)
 	}
@@ -93,9 +119,6 @@ func (s *Server) GetTicket(c echo.Context, id TicketRef, p GetTicketParams) erro
 
 // ListTickets handles GET /v1/tickets.
 func (s *Server) ListTickets(c echo.Context, p ListTicketsParams) error {
-	if err := checkTenant(p.XTenantID); err != nil {
-		return err
-	}
 	token, err := consistencyToken(p.XConsistencyToken)
 	if err != nil {
 		return err
@@ -123,7 +146,7 @@ func (s *Server) ListTickets(c echo.Context, p ListTicketsParams) error {
 		}
 		f.After = &cur
 	}
-	page, err := s.queries.List(c.Request().Context(), p.XTenantID, f, token)
+	page, err := s.queries.List(c.Request().Context(), scope(principal(c)), f, token)
 	if err != nil {
 		return problem(c, err)
 	}
@@ -140,14 +163,11 @@ func (s *Server) ListTickets(c echo.Context, p ListTicketsParams) error {
 
 // ListTicketEvents handles GET /v1/tickets/{id}/events.
 func (s *Server) ListTicketEvents(c echo.Context, id TicketRef, p ListTicketEventsParams) error {
-	if err := checkTenant(p.XTenantID); err != nil {
-		return err
-	}
 	token, err := consistencyToken(p.XConsistencyToken)
 	if err != nil {
 		return err
 	}
-	events, err := s.queries.Events(c.Request().Context(), p.XTenantID, id, token)
+	events, err := s.queries.Events(c.Request().Context(), scope(principal(c)), id, token)
 	if err != nil {
 		return problem(c, err)
 	}
@@ -156,15 +176,6 @@ func (s *Server) ListTicketEvents(c echo.Context, id TicketRef, p ListTicketEven
 		out.Items[i] = eventFromView(e)
 	}
 	return c.JSON(http.StatusOK, out)
-}
-
-// checkTenant repeats the spec's tenant rule, so the handler is safe even
-// where the validator is not mounted.
-func checkTenant(tenant string) error {
-	if !es.ValidToken(tenant) {
-		return badTenant()
-	}
-	return nil
 }
 
 func consistencyToken(h *string) (uint64, error) {
@@ -184,16 +195,23 @@ func ticketFromDomain(t ticket.Ticket) Ticket {
 	return Ticket{
 		Id: t.ID, Number: t.Number, Type: TicketType(t.Type), Status: TicketStatus(t.Status),
 		Title: t.Title, Description: t.Description, Impact: Level(t.Impact), Urgency: Level(t.Urgency),
-		Priority: Priority(t.Priority), Requester: t.Requester, Channel: t.Channel,
+		Priority: Priority(t.Priority), Requester: t.Requester, RequesterId: optional(t.RequesterID), Channel: t.Channel,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Version: int64(t.Version),
 	}
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func ticketFromView(t query.Ticket) Ticket {
 	return Ticket{
 		Id: t.ID, Number: t.Number, Type: TicketType(t.Type), Status: TicketStatus(t.Status),
 		Title: t.Title, Description: t.Description, Impact: Level(t.Impact), Urgency: Level(t.Urgency),
-		Priority: Priority(t.Priority), Requester: t.Requester, Channel: t.Channel,
+		Priority: Priority(t.Priority), Requester: t.Requester, RequesterId: optional(t.RequesterID), Channel: t.Channel,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Version: t.Version,
 	}
 }

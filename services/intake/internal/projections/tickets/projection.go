@@ -110,6 +110,7 @@ func (p Projection) ApplyBatch(ctx context.Context, tx pgx.Tx, events []es.Event
 // shape unnest() takes.
 type createdRows struct {
 	tenant, id, number, typ, title, description, impact, urgency, priority, requester, channel []string
+	requesterID                                                                                []*string
 	createdAt, eventTime                                                                       []time.Time
 	seq                                                                                        []int64
 	eventID, eventType, actor, data, traceID                                                   []string
@@ -126,6 +127,7 @@ func (r *createdRows) add(tenant string, e es.Event, c ticketv1.TicketCreated) {
 	r.urgency = append(r.urgency, c.Urgency)
 	r.priority = append(r.priority, c.Priority)
 	r.requester = append(r.requester, c.Requester)
+	r.requesterID = append(r.requesterID, nullable(c.RequesterID))
 	r.channel = append(r.channel, c.Channel)
 	r.createdAt = append(r.createdAt, c.CreatedAt)
 	r.seq = append(r.seq, int64(e.Sequence))
@@ -143,14 +145,15 @@ const insertCreated = `
 WITH rows AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::bigint[],
-                         $14::text[], $15::text[], $16::timestamptz[], $17::text[], $18::text[], $19::text[])
+                         $14::text[], $15::text[], $16::timestamptz[], $17::text[], $18::text[], $19::text[],
+                         $20::text[])
         AS r(tenant_id, id, number, type, title, description, impact, urgency, priority, requester, channel,
-             created_at, seq, event_id, event_type, time, actor, data, trace_id)
+             created_at, seq, event_id, event_type, time, actor, data, trace_id, requester_id)
 ), ticket AS (
     INSERT INTO intake.tickets (tenant_id, id, number, type, status, title, description, impact, urgency,
-                                priority, requester, channel, created_at, updated_at, version, last_seq)
+                                priority, requester, requester_id, channel, created_at, updated_at, version, last_seq)
     SELECT tenant_id, id, number, type, 'new', title, description, impact, urgency,
-           priority, requester, channel, created_at, created_at, 1, seq FROM rows
+           priority, requester, requester_id, channel, created_at, created_at, 1, seq FROM rows
     ON CONFLICT (tenant_id, id) DO NOTHING
 )
 INSERT INTO intake.ticket_events (seq, tenant_id, ticket_id, version, event_id, type, time, actor, data, trace_id)
@@ -165,7 +168,7 @@ func (r *createdRows) flush(ctx context.Context, tx pgx.Tx) error {
 	}
 	_, err := tx.Exec(ctx, insertCreated, r.tenant, r.id, r.number, r.typ, r.title, r.description, r.impact,
 		r.urgency, r.priority, r.requester, r.channel, r.createdAt, r.seq,
-		r.eventID, r.eventType, r.eventTime, r.actor, r.data, r.traceID)
+		r.eventID, r.eventType, r.eventTime, r.actor, r.data, r.traceID, r.requesterID)
 	if err != nil {
 		return fmt.Errorf("apply %d ticket creations, seq %d-%d: %w", n, r.seq[0], r.seq[n-1], err)
 	}
@@ -181,6 +184,14 @@ func aggregate(e es.Event) (tenant, id string, err error) {
 		return "", "", fmt.Errorf("event %s: subject %q is not %s.<tenant>.<id>", e.ID, e.Subject, ticketv1.Context)
 	}
 	return parts[1], parts[2], nil
+}
+
+// nullable maps "" to SQL NULL.
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func data(e es.Event) json.RawMessage {
@@ -200,8 +211,8 @@ func applyCreated(ctx context.Context, tx pgx.Tx, tenant, id string, e es.Event,
 	_, err := tx.Exec(ctx, `
 WITH ticket AS (
     INSERT INTO intake.tickets (tenant_id, id, number, type, status, title, description, impact, urgency,
-                                priority, requester, channel, created_at, updated_at, version, last_seq)
-    VALUES ($1, $2, $3, $4, 'new', $5, $6, $7, $8, $9, $10, $11, $12, $12, 1, $13)
+                                priority, requester, requester_id, channel, created_at, updated_at, version, last_seq)
+    VALUES ($1, $2, $3, $4, 'new', $5, $6, $7, $8, $9, $10, $20, $11, $12, $12, 1, $13)
     ON CONFLICT (tenant_id, id) DO NOTHING
 )
 INSERT INTO intake.ticket_events (seq, tenant_id, ticket_id, version, event_id, type, time, actor, data, trace_id)
@@ -209,7 +220,7 @@ VALUES ($13, $1, $2, 1, $14, $15, $16, $17, $18, $19)
 ON CONFLICT (seq) DO NOTHING`,
 		tenant, id, p.Number, p.Type, p.Title, p.Description, p.Impact, p.Urgency,
 		p.Priority, p.Requester, p.Channel, p.CreatedAt, int64(e.Sequence),
-		e.ID, e.Type, e.Time, e.Actor, data(e), es.TraceID(e.TraceParent))
+		e.ID, e.Type, e.Time, e.Actor, data(e), es.TraceID(e.TraceParent), nullable(p.RequesterID))
 	if err != nil {
 		return fmt.Errorf("apply %s seq %d to ticket %s: %w", e.Type, e.Sequence, id, err)
 	}

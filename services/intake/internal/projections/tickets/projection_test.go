@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,16 +20,28 @@ import (
 	"github.com/opsdesk/opsdesk/services/intake/migrations"
 )
 
+// owners maps each test database's pool (acting as pgdb.AppRole, under
+// row-level security) to a pool of the table owner, which sees every
+// tenant's rows.
+var owners sync.Map
+
 func newDB(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	pool, _ := pgtest.NewDB(t)
+	pool, url := pgtest.NewDB(t)
 	if err := pgdb.Migrate(context.Background(), pool, "intake", migrations.FS); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
+	owners.Store(pool, pgtest.Owner(t, url))
 	return pool
 }
 
-// apply applies events in one transaction, as the runner does.
+func owner(pool *pgxpool.Pool) *pgxpool.Pool {
+	o, _ := owners.Load(pool)
+	return o.(*pgxpool.Pool)
+}
+
+// apply applies events in one transaction, as the runner does: each in its
+// own tenant (the tables force row-level security).
 func apply(t *testing.T, pool *pgxpool.Pool, events ...es.Event) error {
 	t.Helper()
 	ctx := context.Background()
@@ -38,6 +51,9 @@ func apply(t *testing.T, pool *pgxpool.Pool, events ...es.Event) error {
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
 	for _, e := range events {
+		if err := pgdb.SetTenant(ctx, tx, e.Tenant); err != nil {
+			return err
+		}
 		if err := (tickets.Projection{}).Apply(ctx, tx, e); err != nil {
 			return err
 		}
@@ -73,7 +89,7 @@ func other(seq uint64, of es.Event, typ string) es.Event {
 func count(t *testing.T, pool *pgxpool.Pool, table string) int {
 	t.Helper()
 	var n int
-	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM intake."+table).Scan(&n); err != nil {
+	if err := owner(pool).QueryRow(context.Background(), "SELECT count(*) FROM intake."+table).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -97,14 +113,14 @@ func TestApplyIsIdempotent(t *testing.T) {
 		t.Fatalf("%d events", n)
 	}
 	ctx := context.Background()
-	got, err := rm.Ticket(ctx, "ten", c.AggregateID)
+	got, err := rm.Ticket(ctx, query.Scope{Tenant: "ten"}, c.AggregateID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Version != 2 || !got.UpdatedAt.Equal(later.Time) || !got.CreatedAt.Equal(t0) || got.Status != "new" || got.Priority != "P5" {
 		t.Fatalf("ticket %+v", got)
 	}
-	evs, err := rm.Events(ctx, "ten", "OPS-1")
+	evs, err := rm.Events(ctx, query.Scope{Tenant: "ten"}, "OPS-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +214,7 @@ func TestKeysetWithTies(t *testing.T) {
 	var got []string
 	f := query.Filter{Limit: 3}
 	for {
-		page, err := rm.List(ctx, "ten", f)
+		page, err := rm.List(ctx, query.Scope{Tenant: "ten"}, f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -231,23 +247,24 @@ func TestReadModelIsTenantScoped(t *testing.T) {
 	rm := tickets.NewReadModel(pool)
 	ctx := context.Background()
 	for _, ref := range []string{a.AggregateID, "OPS-1"} {
-		if _, err := rm.Ticket(ctx, "tenant_b", ref); !errors.Is(err, query.ErrNotFound) {
+		if _, err := rm.Ticket(ctx, query.Scope{Tenant: "tenant_b"}, ref); !errors.Is(err, query.ErrNotFound) {
 			t.Errorf("Ticket(%s) from tenant_b: %v", ref, err)
 		}
-		if _, err := rm.Events(ctx, "tenant_b", ref); !errors.Is(err, query.ErrNotFound) {
+		if _, err := rm.Events(ctx, query.Scope{Tenant: "tenant_b"}, ref); !errors.Is(err, query.ErrNotFound) {
 			t.Errorf("Events(%s) from tenant_b: %v", ref, err)
 		}
-		if _, err := rm.Ticket(ctx, "tenant_a", ref); err != nil {
+		if _, err := rm.Ticket(ctx, query.Scope{Tenant: "tenant_a"}, ref); err != nil {
 			t.Errorf("Ticket(%s) from tenant_a: %v", ref, err)
 		}
 	}
-	page, err := rm.List(ctx, "tenant_b", query.Filter{Query: "printer"})
+	page, err := rm.List(ctx, query.Scope{Tenant: "tenant_b"}, query.Filter{Query: "printer"})
 	if err != nil || len(page.Items) != 0 {
 		t.Fatalf("tenant_b list: %v %+v", err, page)
 	}
 }
 
-// applyBatch applies events with one ApplyBatch call in one transaction.
+// applyBatch applies events in one transaction as the runner does: one
+// ApplyBatch call per run of events of one tenant, with that tenant set.
 func applyBatch(t *testing.T, pool *pgxpool.Pool, events ...es.Event) error {
 	t.Helper()
 	ctx := context.Background()
@@ -256,8 +273,18 @@ func applyBatch(t *testing.T, pool *pgxpool.Pool, events ...es.Event) error {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
-	if err := (tickets.Projection{}).ApplyBatch(ctx, tx, events); err != nil {
-		return err
+	for len(events) > 0 {
+		n := 1
+		for n < len(events) && events[n].Tenant == events[0].Tenant {
+			n++
+		}
+		if err := pgdb.SetTenant(ctx, tx, events[0].Tenant); err != nil {
+			return err
+		}
+		if err := (tickets.Projection{}).ApplyBatch(ctx, tx, events[:n]); err != nil {
+			return err
+		}
+		events = events[n:]
 	}
 	return tx.Commit(ctx)
 }
@@ -266,7 +293,7 @@ func applyBatch(t *testing.T, pool *pgxpool.Pool, events ...es.Event) error {
 func dump(t *testing.T, pool *pgxpool.Pool) string {
 	t.Helper()
 	var out string
-	err := pool.QueryRow(context.Background(), `
+	err := owner(pool).QueryRow(context.Background(), `
 SELECT coalesce((SELECT string_agg(t::text, E'\n' ORDER BY tenant_id, id) FROM intake.tickets t), '') || E'\n--\n' ||
        coalesce((SELECT string_agg(e::text, E'\n' ORDER BY seq) FROM intake.ticket_events e), '')`).Scan(&out)
 	if err != nil {
@@ -313,7 +340,7 @@ func TestApplyBatchMatchesApply(t *testing.T) {
 	if n := count(t, batched, "ticket_events"); n != 8 {
 		t.Fatalf("%d events, want 8", n)
 	}
-	page, err := tickets.NewReadModel(batched).List(context.Background(), "ten", query.Filter{Query: "printer"})
+	page, err := tickets.NewReadModel(batched).List(context.Background(), query.Scope{Tenant: "ten"}, query.Filter{Query: "printer"})
 	if err != nil || len(page.Items) != 3 {
 		t.Fatalf("search after ApplyBatch: %v, %d items", err, len(page.Items))
 	}
@@ -345,5 +372,47 @@ func TestApplyBatchFailsWhole(t *testing.T) {
 	}
 	if n := count(t, pool, "tickets") + count(t, pool, "ticket_events"); n != 0 {
 		t.Fatalf("%d rows left by failed batches", n)
+	}
+}
+
+// TestRequesterScope: a requester's scope shows only the tickets whose
+// requester_id is theirs, and every other ticket is not found.
+func TestRequesterScope(t *testing.T) {
+	t.Parallel()
+	pool := newDB(t)
+	withRequester := func(e es.Event, user string) es.Event {
+		var p ticketv1.TicketCreated
+		_ = json.Unmarshal(e.Data, &p)
+		p.RequesterID = user
+		e.Data, _ = json.Marshal(p)
+		return e
+	}
+	const ada, bob = "u_01JB8ZQ5M6V8Y0K3W4X2N7RADA", "u_01JB8ZQ5M6V8Y0K3W4X2N7RB0B"
+	mine := withRequester(created(1, "ten", 1, t0), ada)
+	theirs := withRequester(created(2, "ten", 2, t0.Add(time.Second)), bob)
+	anonymous := created(3, "ten", 3, t0.Add(2*time.Second))
+	if err := applyBatch(t, pool, mine, theirs, anonymous); err != nil {
+		t.Fatal(err)
+	}
+	rm := tickets.NewReadModel(pool)
+	ctx := context.Background()
+	own := query.Scope{Tenant: "ten", Requester: ada}
+	page, err := rm.List(ctx, own, query.Filter{})
+	if err != nil || len(page.Items) != 1 || page.Items[0].ID != mine.AggregateID || page.Items[0].RequesterID != ada {
+		t.Fatalf("ada's list: %v %+v", err, page.Items)
+	}
+	for _, ref := range []string{theirs.AggregateID, "OPS-2", anonymous.AggregateID} {
+		if _, err := rm.Ticket(ctx, own, ref); !errors.Is(err, query.ErrNotFound) {
+			t.Errorf("ada gets %s: %v, want not found", ref, err)
+		}
+		if _, err := rm.Events(ctx, own, ref); !errors.Is(err, query.ErrNotFound) {
+			t.Errorf("ada gets the events of %s: %v, want not found", ref, err)
+		}
+	}
+	if _, err := rm.Events(ctx, own, "OPS-1"); err != nil {
+		t.Errorf("ada's own events: %v", err)
+	}
+	if page, err := rm.List(ctx, query.Scope{Tenant: "ten"}, query.Filter{}); err != nil || len(page.Items) != 3 {
+		t.Fatalf("the tenant's list: %v, %d items", err, len(page.Items))
 	}
 }
