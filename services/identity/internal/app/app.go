@@ -89,7 +89,9 @@ type Meta struct{ Actor, CorrelationID string }
 type metaKey struct{}
 
 // WithMeta returns ctx carrying m.
-func WithMeta(ctx context.Context, m Meta) context.Context { return context.WithValue(ctx, metaKey{}, m) }
+func WithMeta(ctx context.Context, m Meta) context.Context {
+	return context.WithValue(ctx, metaKey{}, m)
+}
 
 func meta(ctx context.Context) Meta {
 	m, _ := ctx.Value(metaKey{}).(Meta)

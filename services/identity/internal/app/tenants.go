@@ -98,7 +98,7 @@ func (a *App) ReactivateTenant(ctx context.Context, p auth.Principal, id string)
 // Bootstrap is the first tenant and its admin, created on the first start.
 type Bootstrap struct {
 	Slug, Name, Kind, AdminEmail, AdminName, AdminPassword string
-	TimeZone, Locale                                     string
+	TimeZone, Locale                                       string
 }
 
 // BootstrapResult says what Bootstrap did.

@@ -35,7 +35,7 @@ type Limit struct {
 // AccountKey and AddressKey name the counters of an account and a client
 // address. Keys are hashed before they are stored.
 func AccountKey(tenant, email string) string { return "account:" + tenant + ":" + email }
-func AddressKey(ip string) string           { return "address:" + ip }
+func AddressKey(ip string) string            { return "address:" + ip }
 
 func hashKey(k string) string {
 	s := sha256.Sum256([]byte(k))
