@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/opsdesk/opsdesk/libs/pgdb"
 )
@@ -29,9 +30,10 @@ const (
 )
 
 type queries struct {
-	schema, table       string
-	lock, save, insert  string
-	position, createTab string
+	schema, table         string
+	lock, save, insert    string
+	position, createTab   string
+	lockStream, setStream string
 }
 
 func newQueries(schema string) queries {
@@ -43,6 +45,9 @@ func newQueries(schema string) queries {
 		save:     "update " + t + " set last_seq = $2, updated_at = now() where projection = $1",
 		insert:   "insert into " + t + " (projection, stream) values ($1, $2) on conflict (projection) do nothing",
 		position: "select last_seq from " + t + " where projection = $1",
+		// stream holds the stream's name and, once checked, its incarnation.
+		lockStream: "select stream, last_seq from " + t + " where projection = $1 for update",
+		setStream:  "update " + t + " set stream = $2 where projection = $1",
 		createTab: "create table if not exists " + t + ` (
 			projection text primary key,
 			stream     text not null,
@@ -90,6 +95,46 @@ func (r *Runner) ensureStore(ctx context.Context) error {
 	r.storeSet = true
 	r.mu.Unlock()
 	return nil
+}
+
+// checkStream makes sure the checkpoint belongs to this stream, not to an
+// earlier stream of the same name. A stream deleted and created again (a
+// development reset, a restore onto a new cluster) starts its sequences
+// over, and a checkpoint from the old one would skip the new events for
+// ever. The checkpoint row remembers the stream as <name>@<created>; when it
+// names another incarnation, or is past the stream's end, the read model is
+// reset and replayed from the start, as Rebuild would.
+func (r *Runner) checkStream(ctx context.Context, str jetstream.Stream) error {
+	info, err := str.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", r.stream, err)
+	}
+	incarnation := r.stream + "@" + info.Created.UTC().Format(time.RFC3339Nano)
+	return pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
+		var stored string
+		var last int64
+		if err := tx.QueryRow(ctx, r.sql.lockStream, r.name).Scan(&stored, &last); err != nil {
+			return fmt.Errorf("checkpoint of %s: %w", r.name, err)
+		}
+		switch {
+		case stored == incarnation:
+			return nil
+		case (stored == r.stream || last == 0) && uint64(last) <= info.State.LastSeq:
+			// First start, or a checkpoint from before incarnations were
+			// recorded that is consistent with the stream: adopt it.
+		default:
+			r.log.WarnContext(ctx, "stream was recreated since the read model was built; rebuilding it",
+				"checkpoint_stream", stored, "checkpoint", last, "stream", incarnation, "stream_last_seq", info.State.LastSeq)
+			if err := r.p.Reset(ctx, tx); err != nil {
+				return fmt.Errorf("reset read model: %w", err)
+			}
+			if err := r.saveCheckpoint(ctx, tx, 0); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, r.sql.setStream, r.name, incarnation)
+		return err
+	})
 }
 
 // lockCheckpoint reads the checkpoint and locks its row until tx ends, so

@@ -347,6 +347,9 @@ func (r *Runner) trySetup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", r.stream, err)
 	}
+	if err := r.checkStream(ctx, str); err != nil {
+		return err
+	}
 	cons, err := r.js.CreateOrUpdateConsumer(ctx, r.stream, r.consumerConfig())
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", r.name, err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/opsdesk/opsdesk/libs/deadletter"
 	"github.com/opsdesk/opsdesk/libs/es"
+	"github.com/opsdesk/opsdesk/libs/natsx"
 	"github.com/opsdesk/opsdesk/libs/projection"
 )
 
@@ -596,5 +597,54 @@ func (e *env) assertCounts(t *testing.T, want map[string]int) {
 	}
 	if seqs := e.appliedSeqs(t); len(seqs) != sum(want) {
 		t.Errorf("read model holds %d events, want %d", len(seqs), sum(want))
+	}
+}
+
+// TestRecreatedStreamRebuildsTheReadModel: a stream deleted and created
+// again starts its sequences over; the runner notices that its checkpoint
+// belongs to the old stream and replays the new one into an empty read
+// model instead of skipping its first events.
+func TestRecreatedStreamRebuildsTheReadModel(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const name = "test__recreated_v1"
+	p := &counter{name: name}
+	r := e.runner(t, p, projection.Options{})
+	_, last := e.publishRound(t, 10, "old")
+	stop := start(t, r)
+	waitFor(t, r, last)
+	stop()
+
+	ctx := testCtx(t)
+	if err := e.js.DeleteStream(ctx, stream); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsx.EnsureStream(ctx, e.js, natsx.StreamConfig{Name: stream, Subjects: []string{"ticket.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	want, last := e.publishRound(t, 3, "new")
+	if last >= 10 {
+		t.Fatalf("the new stream continues at %d", last)
+	}
+	r = e.runner(t, p, projection.Options{})
+	stop = start(t, r)
+	// The old checkpoint (10) is past the new events until the runner has
+	// checked the stream, so wait for the read model itself.
+	eventually(t, "the new stream's events, and only them", func() bool {
+		got := e.counts(t)
+		return len(got) == 1 && got["new"] == 3
+	})
+	waitFor(t, r, last)
+	stop()
+	e.assertExactlyOnce(t, want)
+	// A restart on the same stream keeps the read model.
+	r = e.runner(t, p, projection.Options{})
+	stop = start(t, r)
+	more, last := e.publishRound(t, 2, "new")
+	waitFor(t, r, last)
+	stop()
+	e.assertExactlyOnce(t, merge(want, more))
+	if n := p.resets.Load(); n != 1 {
+		t.Fatalf("read model reset %d times after a plain restart, want still once", n)
 	}
 }
