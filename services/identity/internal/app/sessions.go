@@ -129,10 +129,6 @@ func (a *App) PasswordGrant(ctx context.Context, slug, email, pw, addr string) (
 	return a.sign(acct, session, refresh)
 }
 
-// errReused ends a refresh transaction that must commit (the family's
-// revocation) and still refuse.
-var errReused = errors.New("refresh token reused")
-
 // RefreshGrant exchanges a refresh token for a new access token and a new
 // refresh token (rotation). Presenting a spent one revokes the whole
 // session, and the access tokens issued in it stop working everywhere
