@@ -8,12 +8,15 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/opsdesk/opsdesk/libs/natsx/natstest"
 	"github.com/opsdesk/opsdesk/libs/pgdb/pgtest"
 )
 
@@ -207,5 +210,25 @@ func waitFor(t *testing.T, exit <-chan int, stderr *syncBuffer, cond func() bool
 		if time.Now().After(deadline) {
 			t.Fatalf("condition not met within 30s; stderr:\n%s", stderr.String())
 		}
+	}
+}
+
+// Against a real cluster (OPSDESK_NATS_URL) the all-in-one conveniences are
+// off: no generated secret key (every pod would make its own) and no demo
+// tenant. Without OPSDESK_SECRET_KEY the start fails, naming it.
+func TestRunAgainstAClusterNeedsASecretKey(t *testing.T) {
+	srv := natstest.Start(t)
+	_, dbURL := pgtest.NewDB(t)
+	env := map[string]string{"DATABASE_URL": dbURL, "OPSDESK_NATS_URL": srv.URL(), "OPSDESK_DATA_DIR": t.TempDir(),
+		"OPSDESK_HTTP_ADDR": "127.0.0.1:0"}
+	var stdout, stderr syncBuffer
+	c := &cli{stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return env[k] }}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if code := c.main(ctx, []string{"run"}); code == 0 || !strings.Contains(stderr.String(), "OPSDESK_SECRET_KEY") {
+		t.Fatalf("exit %d; want a failure naming OPSDESK_SECRET_KEY:\n%s", code, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(env["OPSDESK_DATA_DIR"], "secret.key")); err == nil {
+		t.Fatal("a secret key was generated for a cluster deployment")
 	}
 }

@@ -43,7 +43,7 @@ func (o *opsFlags) register(fs *flag.FlagSet) {
 // opsConfig loads the configuration from the environment, with the
 // command's overrides.
 func (c *cli) opsConfig(o opsFlags) (config.Config, []*service, error) {
-	svcs := newServices(nil)
+	svcs := newServices(nil, nil)
 	cfg, err := config.Load(nil, c.getenv, sections(svcs)...)
 	if err != nil {
 		return config.Config{}, nil, fmt.Errorf("configuration:\n%w", err)

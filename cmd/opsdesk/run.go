@@ -29,7 +29,8 @@ const localPostgresAddr = "127.0.0.1:5432"
 // run runs the target modules until ctx is cancelled or one fails.
 func (c *cli) run(ctx context.Context, args []string) error {
 	boot := &bootstrapped{}
-	svcs := newServices(boot.set)
+	var cfg config.Config
+	svcs := newServices(boot.set, func() bool { return devMode(cfg) })
 	cfg, err := config.Load(args, c.getenv, sections(svcs)...)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(c.stdout, "usage: opsdesk run [flags]")
@@ -44,7 +45,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 
 	mgr := runtime.NewManager(log)
 	pg := &postgresSource{dataDir: cfg.Runtime.DataDir, log: log}
-	opts := platform.Options{Listener: c.listener, Config: map[string]any{}, GenerateSecret: true}
+	opts := platform.Options{Listener: c.listener, Config: map[string]any{}, GenerateSecret: devMode(cfg)}
 	if cfg.Postgres.URL == "" {
 		opts.Postgres = pg.find
 	} else {

@@ -28,13 +28,21 @@ type service struct {
 	rebuild map[string]func(ctx context.Context, d runtime.Deps) error
 }
 
+// devMode is whether the all-in-one conveniences apply: only with the
+// embedded NATS (no OPSDESK_NATS_URL), i.e. on a developer's machine. They
+// are a generated secret key and the demo tenant; in a deployment against a
+// real cluster both would be dangerous (every pod its own key).
+func devMode(cfg config.Config) bool { return cfg.NATS.URL == "" }
+
 // newServices returns every service with its configuration section; the
 // sections are filled by config.Load. boot is told what identity's first
-// start created (the demo admin's password, for the banner).
-func newServices(boot func(identity.Bootstrapped)) []*service {
+// start created (the demo admin's password, for the banner); demo says,
+// when identity is built, whether to create the demo tenant when no
+// bootstrap settings are given.
+func newServices(boot func(identity.Bootstrapped), demo func() bool) []*service {
 	intakeCfg := intake.DefaultConfig()
 	identityCfg := identity.DefaultConfig()
-	bootstrap := identity.Bootstrap{Demo: true}
+	bootstrap := identity.Bootstrap{}
 	return []*service{
 		{
 			name: "identity",
@@ -52,7 +60,9 @@ func newServices(boot func(identity.Bootstrapped)) []*service {
 			}},
 			config: func() any { return identityCfg },
 			build: func(ctx context.Context, d runtime.Deps) (runtime.Service, error) {
-				return identity.New(ctx, identityCfg, identity.Options{Bootstrap: bootstrap, OnBootstrap: boot}, d)
+				b := bootstrap
+				b.Demo = demo != nil && demo()
+				return identity.New(ctx, identityCfg, identity.Options{Bootstrap: b, OnBootstrap: boot}, d)
 			},
 			rebuild: map[string]func(context.Context, runtime.Deps) error{
 				identity.DirectoryProjection: func(ctx context.Context, d runtime.Deps) error {
