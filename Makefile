@@ -26,8 +26,9 @@ FUZZTIME ?= 10s
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
-build: ## build bin/opsdesk (all-in-one) and bin/intake
+build: ## build bin/opsdesk (all-in-one), bin/identity and bin/intake
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/opsdesk ./cmd/opsdesk
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/identity ./services/identity/cmd/identity
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/intake ./services/intake/cmd/intake
 
 run: build ## build, then run every service in one process on http://127.0.0.1:8080

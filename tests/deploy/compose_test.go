@@ -2,6 +2,8 @@ package deploy_test
 
 import (
 	"context"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,12 +16,18 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// TestCompose loads docker-compose.yml the way `docker compose` does
-// (compose-go, schema validation on, so unknown keys fail) and checks the
-// split deployment: every service has a healthcheck, intake runs
-// --target=intake and waits for healthy NATS and Postgres.
-func TestCompose(t *testing.T) {
-	t.Parallel()
+// composeEnv stands in for the operator's shell: the secrets compose takes
+// from it (never from the file).
+var composeEnv = types.Mapping{
+	"OPSDESK_SECRET_KEY":               "test-secret-key-from-the-environment",
+	"OPSDESK_BOOTSTRAP_ADMIN_PASSWORD": "test-admin-password-from-the-environment",
+}
+
+// loadCompose loads docker-compose.yml the way `docker compose` does
+// (compose-go, schema validation on) with env as the environment;
+// interpolate false keeps the ${...} as written.
+func loadCompose(t *testing.T, env types.Mapping, interpolate bool) (*types.Project, error) {
+	t.Helper()
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		t.Fatal(err)
@@ -29,22 +37,38 @@ func TestCompose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	project, err := loader.LoadWithContext(context.Background(), types.ConfigDetails{
+	return loader.LoadWithContext(context.Background(), types.ConfigDetails{
 		WorkingDir:  abs,
 		ConfigFiles: []types.ConfigFile{{Filename: file, Content: b}},
-		Environment: types.Mapping{},
+		Environment: env,
 	}, func(o *loader.Options) {
 		o.SetProjectName("opsdesk", true)
 		o.ResolvePaths = true
+		o.SkipInterpolation = !interpolate
 	})
+}
+
+// TestCompose loads docker-compose.yml the way `docker compose` does
+// (compose-go, schema validation on, so unknown keys fail) and checks the
+// split deployment: every service has a healthcheck, identity and intake run
+// their --target against healthy NATS and Postgres, intake verifies tokens
+// with identity's JWKS and waits for identity to be healthy.
+func TestCompose(t *testing.T) {
+	t.Parallel()
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	project, err := loadCompose(t, composeEnv, true)
 	if err != nil {
 		t.Fatalf("load docker-compose.yml: %v", err)
 	}
-	for _, name := range []string{"postgres", "nats", "otel-collector", "intake"} {
+	for _, name := range []string{"postgres", "nats", "otel-collector", "identity", "intake"} {
 		if _, ok := project.Services[name]; !ok {
 			t.Errorf("no service %q", name)
 		}
 	}
+	hostPorts := map[string]string{}
 	for name, svc := range project.Services {
 		hc := svc.HealthCheck
 		if hc == nil || hc.Disable || len(hc.Test) < 2 || hc.Test[0] == "NONE" {
@@ -57,41 +81,172 @@ func TestCompose(t *testing.T) {
 				}
 			}
 		}
-	}
-
-	intake := project.Services["intake"]
-	if !slices.Contains(intake.Command, "--target=intake") || intake.Command[0] != "run" {
-		t.Errorf("intake command = %q, want run --target=intake", intake.Command)
-	}
-	for _, dep := range []string{"nats", "postgres"} {
-		d, ok := intake.DependsOn[dep]
-		if !ok || d.Condition != types.ServiceConditionHealthy {
-			t.Errorf("intake depends_on %s = %+v, want condition service_healthy", dep, d)
+		for _, p := range svc.Ports {
+			key := p.HostIP + ":" + p.Published
+			if other, ok := hostPorts[key]; ok && p.Published != "" {
+				t.Errorf("services %s and %s both publish %s", other, name, key)
+			}
+			hostPorts[key] = name
+		}
+		// The bootstrap settings go together: a target that is not identity
+		// but gets some of them refuses to start.
+		for k := range svc.Environment {
+			if strings.HasPrefix(k, "OPSDESK_BOOTSTRAP_") && name != "identity" {
+				t.Errorf("service %s sets %s; only identity reads the bootstrap settings", name, k)
+			}
 		}
 	}
-	if intake.Build == nil {
-		t.Fatal("intake has no build section")
+
+	for _, name := range []string{"identity", "intake"} {
+		svc, ok := project.Services[name]
+		if !ok {
+			continue
+		}
+		checkComposeService(t, abs, name, svc)
 	}
-	if _, err := os.Stat(filepath.Join(intake.Build.Context, intake.Build.Dockerfile)); err != nil {
-		t.Errorf("intake build: %v", err)
+
+	// identity: the first tenant and admin, the secrets from the environment.
+	identity := project.Services["identity"]
+	for _, k := range []string{"OPSDESK_BOOTSTRAP_TENANT", "OPSDESK_BOOTSTRAP_ADMIN_EMAIL", "OPSDESK_BOOTSTRAP_ADMIN_PASSWORD", "OPSDESK_SECRET_KEY"} {
+		if v := identity.Environment[k]; v == nil || *v == "" {
+			t.Errorf("identity environment lacks %s", k)
+		}
 	}
-	if filepath.Clean(intake.Build.Context) != abs {
-		t.Errorf("intake builds from %s; deploy/Dockerfile needs the repository root (go.work)", intake.Build.Context)
+	for _, k := range secretSettings {
+		if v := identity.Environment[k]; v == nil || *v != composeEnv[k] {
+			t.Errorf("identity %s = %q, want the value of $%s from the environment", k, deref(v), k)
+		}
 	}
-	env := intake.Environment
-	for name := range env {
-		checkEnvName(t, "docker-compose intake", name)
+
+	// intake verifies access tokens with identity's keys and starts after it.
+	intake := project.Services["intake"]
+	if v := intake.Environment["OPSDESK_AUTH_JWKS_URL"]; v == nil {
+		t.Error("intake environment lacks OPSDESK_AUTH_JWKS_URL: it would look for the JWKS on its own listener")
+	} else {
+		checkJWKSURL(t, "docker-compose intake", *v, "identity", containerPort(t, identity))
+	}
+	if d, ok := intake.DependsOn["identity"]; !ok || d.Condition != types.ServiceConditionHealthy {
+		t.Errorf("intake depends_on identity = %+v, want condition service_healthy", d)
+	}
+}
+
+// checkComposeService checks an OpsDesk service of the compose file: it runs
+// run --target=<name> from the image built at the repository root, against
+// the compose NATS and Postgres once they are healthy, and its healthcheck
+// probes its own /readyz.
+func checkComposeService(t *testing.T, abs, name string, svc types.ServiceConfig) {
+	t.Helper()
+	if len(svc.Command) == 0 || svc.Command[0] != "run" || !slices.Contains(svc.Command, "--target="+name) {
+		t.Errorf("%s command = %q, want run --target=%s", name, svc.Command, name)
+	}
+	if !slices.Contains(knownTargets, name) {
+		t.Errorf("%s is not a known target %v", name, knownTargets)
+	}
+	for _, dep := range []string{"nats", "postgres"} {
+		d, ok := svc.DependsOn[dep]
+		if !ok || d.Condition != types.ServiceConditionHealthy {
+			t.Errorf("%s depends_on %s = %+v, want condition service_healthy", name, dep, d)
+		}
+	}
+	if svc.Build == nil {
+		t.Errorf("%s has no build section", name)
+	} else {
+		if _, err := os.Stat(filepath.Join(svc.Build.Context, svc.Build.Dockerfile)); err != nil {
+			t.Errorf("%s build: %v", name, err)
+		}
+		if filepath.Clean(svc.Build.Context) != abs {
+			t.Errorf("%s builds from %s; deploy/Dockerfile needs the repository root (go.work)", name, svc.Build.Context)
+		}
+	}
+	env := svc.Environment
+	for k := range env {
+		checkEnvName(t, "docker-compose "+name, k)
 	}
 	for _, k := range []string{"OPSDESK_NATS_URL", "DATABASE_URL", "OPSDESK_HTTP_ADDR", "OTEL_EXPORTER_OTLP_ENDPOINT"} {
 		if v := env[k]; v == nil || *v == "" {
-			t.Errorf("intake environment lacks %s", k)
+			t.Errorf("%s environment lacks %s", name, k)
 		}
 	}
 	if v := env["OPSDESK_NATS_URL"]; v != nil && !strings.Contains(*v, "//nats:") {
-		t.Errorf("OPSDESK_NATS_URL = %q, want the nats service", *v)
+		t.Errorf("%s OPSDESK_NATS_URL = %q, want the nats service", name, *v)
 	}
 	if v := env["DATABASE_URL"]; v != nil && !strings.Contains(*v, "@postgres:") {
-		t.Errorf("DATABASE_URL = %q, want the postgres service", *v)
+		t.Errorf("%s DATABASE_URL = %q, want the postgres service", name, *v)
+	}
+	if hc := svc.HealthCheck; hc != nil {
+		want := []string{"CMD", "/opsdesk", "healthcheck", "http://127.0.0.1:" + containerPort(t, svc) + "/readyz"}
+		if !slices.Equal(hc.Test, want) {
+			t.Errorf("%s healthcheck = %q, want %q", name, hc.Test, want)
+		}
+	}
+}
+
+// containerPort is the port an OpsDesk service listens on in its container
+// (OPSDESK_HTTP_ADDR).
+func containerPort(t *testing.T, svc types.ServiceConfig) string {
+	t.Helper()
+	v := svc.Environment["OPSDESK_HTTP_ADDR"]
+	if v == nil {
+		return "8080" // the image's default
+	}
+	_, port, err := net.SplitHostPort(*v)
+	if err != nil {
+		t.Errorf("%s OPSDESK_HTTP_ADDR = %q: %v", svc.Name, *v, err)
+	}
+	return port
+}
+
+// checkJWKSURL checks that a service's OPSDESK_AUTH_JWKS_URL is identity's
+// JWKS through host and port.
+func checkJWKSURL(t *testing.T, where, raw, host, port string) {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || u.Hostname() != host || u.Port() != port || u.Path != "/.well-known/jwks.json" {
+		t.Errorf("%s OPSDESK_AUTH_JWKS_URL = %q, want http://%s/.well-known/jwks.json (%v)", where, raw, net.JoinHostPort(host, port), err)
+	}
+}
+
+func deref(v *string) string {
+	if v == nil {
+		return "<unset>"
+	}
+	return *v
+}
+
+// TestComposeSecretsFromEnvironment checks that no secret is written in the
+// compose file: identity's secrets are required ${VAR:?...} references with
+// no default, so `docker compose` refuses to start without them rather than
+// run with a value everyone can read.
+func TestComposeSecretsFromEnvironment(t *testing.T) {
+	t.Parallel()
+	raw, err := loadCompose(t, types.Mapping{}, false)
+	if err != nil {
+		t.Fatalf("load docker-compose.yml without interpolation: %v", err)
+	}
+	for name, svc := range raw.Services {
+		for _, k := range secretSettings {
+			v, ok := svc.Environment[k]
+			if !ok {
+				continue
+			}
+			want := "${" + k + ":?"
+			if v == nil || !strings.HasPrefix(*v, want) || !strings.HasSuffix(*v, "}") || strings.Count(*v, "${") != 1 {
+				t.Errorf("service %s sets %s = %q, want only a required reference %s...} to the environment", name, k, deref(v), want)
+			}
+		}
+	}
+	if v := raw.Services["identity"].Environment["OPSDESK_SECRET_KEY"]; v == nil {
+		t.Error("identity does not set OPSDESK_SECRET_KEY")
+	}
+
+	_, err = loadCompose(t, types.Mapping{}, true)
+	if err == nil {
+		t.Fatal("docker-compose.yml loads without OPSDESK_SECRET_KEY and OPSDESK_BOOTSTRAP_ADMIN_PASSWORD in the environment")
+	}
+	for _, k := range secretSettings {
+		if !strings.Contains(err.Error(), k) {
+			t.Errorf("loading without %s: %v, want an error naming it", k, err)
+		}
 	}
 }
 

@@ -22,7 +22,15 @@ const root = "../.."
 
 // knownTargets are the --target values `opsdesk run` accepts (the modules
 // registered in cmd/opsdesk). Add each new service here with its module.
-var knownTargets = []string{"all", "intake"}
+var knownTargets = []string{"all", "identity", "intake"}
+
+// binaries are the programs the image ships, by path in the image, with the
+// package each is built from. Add each new service's own binary here.
+var binaries = map[string]string{
+	"/opsdesk":  "./cmd/opsdesk",
+	"/identity": "./services/identity/cmd/identity",
+	"/intake":   "./services/intake/cmd/intake",
+}
 
 func TestDockerfile(t *testing.T) {
 	t.Parallel()
@@ -56,22 +64,27 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("final stage FROM %q, want a distroless :nonroot image", final.BaseName)
 	}
 
-	// The build compiles both binaries from the workspace root.
+	// The build compiles every binary from the workspace root, each from
+	// its package into /out/<name>.
 	var runs []string
 	for _, c := range build.Commands {
 		if r, ok := c.(*instructions.RunCommand); ok {
 			runs = append(runs, strings.Join(r.CmdLine, " "))
 		}
 	}
-	for _, pkg := range []string{"./cmd/opsdesk", "./services/intake/cmd/intake"} {
-		if !slices.ContainsFunc(runs, func(r string) bool { return strings.Contains(r, "go build") && strings.Contains(r, pkg) }) {
-			t.Errorf("build stage does not go build %s", pkg)
+	for bin, pkg := range binaries {
+		out := "-o /out" + bin + " " + pkg
+		if !slices.ContainsFunc(runs, func(r string) bool { return strings.Contains(r, "go build") && strings.Contains(r, out) }) {
+			t.Errorf("build stage does not go build %s (%q)", pkg, out)
+		}
+		if _, err := os.Stat(filepath.Join(root, pkg, "main.go")); err != nil {
+			t.Errorf("binary %s: %v", bin, err)
 		}
 	}
 
 	var user string
 	var entrypoint, cmd []string
-	copied := map[string]bool{}
+	copied := map[string]string{} // destination -> source, from the build stage
 	for _, c := range final.Commands {
 		switch c := c.(type) {
 		case *instructions.UserCommand:
@@ -88,7 +101,7 @@ func TestDockerfile(t *testing.T) {
 			cmd = c.CmdLine
 		case *instructions.CopyCommand:
 			if c.From == "build" {
-				copied[c.DestPath] = true
+				copied[c.DestPath] = strings.Join(c.SourcePaths, " ")
 			}
 		case *instructions.EnvCommand:
 			for _, kv := range c.Env {
@@ -107,9 +120,9 @@ func TestDockerfile(t *testing.T) {
 	if !slices.Equal(cmd, []string{"run", "--target=all"}) {
 		t.Errorf("CMD = %q, want [run --target=all]", cmd)
 	}
-	for _, bin := range []string{"/opsdesk", "/intake"} {
-		if !copied[bin] {
-			t.Errorf("final stage does not copy %s from the build stage", bin)
+	for bin := range binaries {
+		if src, ok := copied[bin]; !ok || src != "/out"+bin {
+			t.Errorf("final stage does not copy /out%s to %s from the build stage (got %q)", bin, bin, src)
 		}
 	}
 

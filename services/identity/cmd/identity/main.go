@@ -1,0 +1,115 @@
+// Command identity runs the identity service alone, against an external NATS
+// JetStream (OPSDESK_NATS_URL) and Postgres (DATABASE_URL): the split
+// deployment of docker-compose and Kubernetes. It is the same runtime as
+// `opsdesk run --target=identity`, without the all-in-one conveniences (no
+// embedded NATS, no local Postgres, no generated secret key, no demo tenant).
+//
+// It needs the installation's secret key (OPSDESK_SECRET_KEY), and creates
+// the first tenant and admin from OPSDESK_BOOTSTRAP_* when the identity store
+// is empty. It serves its own JWKS (/.well-known/jwks.json), so
+// OPSDESK_AUTH_JWKS_URL may stay empty here; every other service points its
+// OPSDESK_AUTH_JWKS_URL at this one.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"slices"
+	"syscall"
+
+	"github.com/opsdesk/opsdesk/libs/config"
+	"github.com/opsdesk/opsdesk/libs/platform"
+	"github.com/opsdesk/opsdesk/libs/runtime"
+	"github.com/opsdesk/opsdesk/libs/telemetry"
+	"github.com/opsdesk/opsdesk/services/identity"
+)
+
+// version is set at build time: -ldflags "-X main.version=...".
+var version = "dev"
+
+const target = "identity"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "identity: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run runs identity until ctx is cancelled or a module fails. ln, when set,
+// is served instead of OPSDESK_HTTP_ADDR (tests).
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ln net.Listener) error {
+	identityCfg := identity.DefaultConfig()
+	// Demo stays false: a production install gets its first tenant from
+	// OPSDESK_BOOTSTRAP_* or none at all, never the demo tenant.
+	bootstrap := identity.Bootstrap{}
+	sections := []config.Section{
+		{
+			EnvPrefix:     "OPSDESK_IDENTITY_",
+			Target:        &identityCfg,
+			RegisterFlags: func(fs *flag.FlagSet) { identityCfg.RegisterFlags("identity.", fs) },
+			Validate:      func() error { return identityCfg.Validate() },
+		},
+		{
+			EnvPrefix:     "OPSDESK_BOOTSTRAP_",
+			Target:        &bootstrap,
+			RegisterFlags: bootstrap.RegisterFlags,
+			Validate:      bootstrap.Validate,
+		},
+	}
+	// The target is fixed; putting it first lets the derived defaults
+	// (service.name opsdesk-identity) follow from it.
+	cfg, err := config.Load(append([]string{"-target=" + target}, args...), getenv, sections...)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stderr, "usage: identity [flags]")
+		config.Usage(stderr, sections...)
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	if !slices.Equal(cfg.Runtime.Target, []string{target}) {
+		return fmt.Errorf("this binary runs only the identity service; use opsdesk run --target=%v", cfg.Runtime.Target)
+	}
+	if cfg.Secrets.Key == "" {
+		return errors.New("configuration: OPSDESK_SECRET_KEY (-secret-key) is required: the installation's secret key, " +
+			"32 bytes of base64 (openssl rand -base64 32), the same for every identity replica; keep it in a Secret")
+	}
+	log := telemetry.NewLogger(stderr, cfg.Telemetry.LogLevel)
+	slog.SetDefault(log)
+	log.Info("identity starting", "version", version)
+
+	mgr := runtime.NewManager(log)
+	plat := platform.New(cfg, log, mgr, platform.Options{
+		Listener:       ln,
+		NoEmbeddedNATS: true,
+		// The bootstrap section holds the admin password: /config shows
+		// identity's settings only.
+		Config: map[string]any{target: identityCfg},
+		// GenerateSecret stays false: the key is configured above.
+	})
+	plat.Register()
+	opts := identity.Options{
+		Bootstrap: bootstrap,
+		OnBootstrap: func(b identity.Bootstrapped) {
+			log.Info("first start: created the first tenant and its admin from OPSDESK_BOOTSTRAP_*",
+				"tenant", b.Tenant, "admin", b.AdminEmail)
+		},
+	}
+	mgr.Register(plat.Service(target, func(ctx context.Context, d runtime.Deps) (runtime.Service, error) {
+		return identity.New(ctx, identityCfg, opts, d)
+	}))
+	return mgr.Run(ctx, []string{target})
+}
