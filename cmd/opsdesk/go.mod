@@ -7,10 +7,14 @@ require (
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/opsdesk/opsdesk/libs v0.0.0
+	github.com/opsdesk/opsdesk/services/identity v0.0.0
 	github.com/opsdesk/opsdesk/services/intake v0.0.0
 )
 
 require (
+	github.com/MicahParks/jwkset v0.11.4 // indirect
+	github.com/MicahParks/keyfunc/v3 v3.9.2 // indirect
+	github.com/alexedwards/argon2id v1.0.0 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/apapsch/go-jsonmerge/v2 v2.0.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
@@ -22,6 +26,7 @@ require (
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-openapi/jsonpointer v1.0.0 // indirect
+	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/gorilla/mux v1.8.0 // indirect
@@ -84,5 +89,6 @@ require (
 replace (
 	github.com/opsdesk/opsdesk/api => ../../api
 	github.com/opsdesk/opsdesk/libs => ../../libs
+	github.com/opsdesk/opsdesk/services/identity => ../../services/identity
 	github.com/opsdesk/opsdesk/services/intake => ../../services/intake
 )

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -79,8 +80,29 @@ func NewAuthenticator(cfg Config) *Authenticator {
 // NewJWKS returns the keys published at url (identity's
 // /.well-known/jwks.json), cached and refreshed every 10 minutes, and
 // refetched (at most every 5 s) when a token names an unknown kid, which is
-// what a key rotation looks like to a verifier. ctx ends the refreshing.
+// what a key rotation looks like to a verifier. The first fetch happens
+// when the first token is checked, not here: in the all-in-one binary url
+// is this process's own listener, which serves only once every module has
+// started. ctx ends the refreshing.
 func NewJWKS(ctx context.Context, url string) (jwt.Keyfunc, error) {
+	if url == "" {
+		return nil, errors.New("auth: no JWKS URL")
+	}
+	var (
+		once sync.Once
+		kf   keyfunc.Keyfunc
+		err  error
+	)
+	return func(t *jwt.Token) (any, error) {
+		once.Do(func() { kf, err = newJWKS(ctx, url) })
+		if err != nil {
+			return nil, err
+		}
+		return kf.Keyfunc(t)
+	}, nil
+}
+
+func newJWKS(ctx context.Context, url string) (keyfunc.Keyfunc, error) {
 	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{url}, keyfunc.Override{
 		Client:            &http.Client{Timeout: 5 * time.Second},
 		HTTPTimeout:       5 * time.Second,
@@ -102,7 +124,7 @@ func NewJWKS(ctx context.Context, url string) (jwt.Keyfunc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: jwks %s: %w", url, err)
 	}
-	return kf.Keyfunc, nil
+	return kf, nil
 }
 
 // Authenticate verifies r's credential (Authorization: Bearer, either an

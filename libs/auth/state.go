@@ -251,9 +251,10 @@ func (s *State) checkUser(userID, tenant, sid string, iat time.Time) error {
 		return fmt.Errorf("%w: user suspended", ErrUnauthenticated)
 	case u.tenant != "" && u.tenant != tenant:
 		return fmt.Errorf("%w: user belongs to another tenant", ErrUnauthenticated)
-	// A JWT's iat has whole seconds: compare at that precision, or a token
-	// issued just after a revocation, in the same second, would be refused.
-	case iat.Before(u.notBefore.Truncate(time.Second)):
+	// iat has microseconds (TimePrecision): a token issued a moment before
+	// a revocation in the same second is refused, one a moment after is not.
+	// Tokens with whole-second iat (older issuers) err on the refusing side.
+	case iat.Before(u.notBefore.Truncate(TimePrecision)):
 		return fmt.Errorf("%w: token issued before its user's access changed", ErrUnauthenticated)
 	}
 	return nil

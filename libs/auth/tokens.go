@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"strings"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -26,6 +27,17 @@ const (
 	// HeaderActingTenant names the client tenant an MSP operator acts in.
 	HeaderActingTenant = "X-Acting-Tenant"
 )
+
+// TimePrecision is the precision of an access token's iat, nbf and exp:
+// microseconds, as a fractional NumericDate (RFC 7519 section 2). Whole
+// seconds cannot order a token against a revocation of the same second (a
+// role change, a password reset): the revocation either spared the tokens
+// issued just before it, for their whole lifetime, or refused the ones
+// issued just after. It is golang-jwt's precision for serializing and
+// parsing, process-wide; every issuer and verifier imports this package.
+const TimePrecision = time.Microsecond
+
+func init() { jwt.TimePrecision = TimePrecision }
 
 // Claims are the claims of an access token: sub is the user id.
 type Claims struct {

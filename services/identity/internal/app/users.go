@@ -216,18 +216,21 @@ func (a *App) passwordChanged(ctx context.Context, tenant, id, reason string) (R
 
 // GrantAccess lets a user of p's provider tenant act in one of its clients.
 func (a *App) GrantAccess(ctx context.Context, p auth.Principal, id, client, role string) (Result, error) {
+	// The tenant named must be a child of the tenant acted in, first: any
+	// other tenant does not exist for the caller (404), whatever the kind
+	// of the caller's tenant.
+	if client == p.Tenant {
+		return Result{}, domain.ErrNotFound
+	}
+	if _, err := a.tenantFor(ctx, p, client); err != nil {
+		return Result{}, err
+	}
 	home, err := a.tenantFor(ctx, p, p.Tenant)
 	if err != nil {
 		return Result{}, err
 	}
 	if home.Kind != identityv1.KindProvider {
 		return Result{}, &domain.ConflictError{Reason: "only users of a provider tenant can be granted access to client tenants"}
-	}
-	if client == p.Tenant {
-		return Result{}, domain.ErrNotFound
-	}
-	if _, err := a.tenantFor(ctx, p, client); err != nil {
-		return Result{}, err
 	}
 	return a.execute(ctx, userKey(p.Tenant, id), nil, func(h []any) ([]any, error) {
 		return domain.DecideGrant(domain.FoldUser(h), client, role, a.now())
