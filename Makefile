@@ -18,7 +18,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # (tests/) run without it: measured on 2 cores, -race there took the module
 # from ~35 s to ~150 s and the whole run from ~2.5 to ~5 min, while the code
 # they drive is raced in its own module. RACE_MODULES=all races everything.
-RACE_MODULES ?= libs services/intake cmd/opsdesk api
+RACE_MODULES ?= libs services/identity services/intake cmd/opsdesk api
 FUZZTIME ?= 10s
 
 .PHONY: help build run test bench lint generate fuzz tidy clean
