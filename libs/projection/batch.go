@@ -326,9 +326,9 @@ func (r *Runner) gapSeen(ctx context.Context, seq uint64) {
 	r.log.WarnContext(ctx, "events delivered but never received (lost in a NATS outage, or held by a stopped replica); consumer reset", "from_seq", seq)
 }
 
-// applyAll folds items into the read model: through ApplyBatch, a run of
-// events with the same tenant at a time, when the projection has it and
-// there are several; otherwise through Apply, one event at a time.
+// applyAll folds items into the read model: through ApplyBatch, once per
+// tenant of the batch with SetTenant (else once), when the projection has
+// it and there are several; otherwise through Apply, one event at a time.
 func (r *Runner) applyAll(ctx context.Context, tx pgx.Tx, items []*item) error {
 	bp, batched := r.p.(BatchProjection)
 	if !batched || len(items) < 2 {
@@ -343,23 +343,40 @@ func (r *Runner) applyAll(ctx context.Context, tx pgx.Tx, items []*item) error {
 		}
 		return nil
 	}
-	for len(items) > 0 {
-		n := len(items)
-		if r.opts.SetTenant {
-			n = 1
-			for n < len(items) && items[n].ev.Tenant == items[0].ev.Tenant {
-				n++
-			}
-		}
-		if err := r.applyMany(ctx, tx, bp, items[:n]); err != nil {
+	groups := [][]*item{items}
+	if r.opts.SetTenant {
+		groups = byTenant(items)
+	}
+	for _, g := range groups {
+		if err := r.applyMany(ctx, tx, bp, g); err != nil {
 			if ctx.Err() != nil || transient(err, tx) {
-				return fmt.Errorf("apply seqs %d-%d: %w", items[0].seq, items[n-1].seq, err)
+				return fmt.Errorf("apply seqs %d-%d: %w", g[0].seq, g[len(g)-1].seq, err)
 			}
 			return &applyError{err: err} // which event is unknown: isolate them all
 		}
-		items = items[n:]
 	}
 	return nil
+}
+
+// byTenant splits a batch into one group per tenant, each in stream order,
+// the groups in order of their tenant's first event. Under forced
+// row-level security a projection's writes are confined to the event's
+// tenant, so events of different tenants cannot depend on each other and
+// only the order within a tenant matters; a batch of interleaved tenants
+// (the normal case) still makes one ApplyBatch per tenant, not per event.
+func byTenant(items []*item) [][]*item {
+	index := map[string]int{}
+	var groups [][]*item
+	for _, it := range items {
+		i, ok := index[it.ev.Tenant]
+		if !ok {
+			i = len(groups)
+			index[it.ev.Tenant] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], it)
+	}
+	return groups
 }
 
 // applyMany runs ApplyBatch under the batch span. Each event still gets its

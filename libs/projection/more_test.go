@@ -214,8 +214,9 @@ func TestBatchProjectionAppliesRunsAtOnce(t *testing.T) {
 }
 
 // TestSetTenantScopesEachEvent checks Options.SetTenant: each event is
-// applied with app.tenant_id set to its tenant, runs passed to ApplyBatch
-// hold one tenant, and an event without a tenant is dead-lettered.
+// applied with app.tenant_id set to its tenant, each ApplyBatch holds one
+// tenant's events (all of them in the batch), and an event without a
+// tenant is dead-lettered.
 func TestSetTenantScopesEachEvent(t *testing.T) {
 	t.Parallel()
 	for _, batched := range []bool{false, true} {
@@ -271,6 +272,11 @@ func TestSetTenantScopesEachEvent(t *testing.T) {
 			}
 			if len(letters) != 1 || !strings.Contains(letters[0].Error, "tenant") {
 				t.Fatalf("dead letters = %+v, want the event without a tenant", letters)
+			}
+			// Interleaved tenants (t1, t1, t2, ...) are grouped per tenant,
+			// not cut into runs of one or two.
+			if bc, ok := p.(*batchCounter); ok && bc.largest.Load() < 10 {
+				t.Errorf("largest ApplyBatch held %d events; interleaved tenants were not grouped", bc.largest.Load())
 			}
 		})
 	}

@@ -50,11 +50,13 @@ type Projection interface {
 // BatchProjection is a Projection that can also fold several events in one
 // call, e.g. with one pgx.Batch or a multi-row upsert, which a replay needs
 // to reach tens of thousands of events per second (one round trip per event
-// caps it at a few thousand). The runner calls ApplyBatch for runs of two or
-// more consecutive events of a batch, in stream order and, with
-// Options.SetTenant, of one tenant; single events, and every event of a
-// batch whose ApplyBatch failed, go through Apply, which finds the poison
-// one. ApplyBatch must have the same effect as Apply on each event in turn.
+// caps it at a few thousand). The runner calls ApplyBatch for the events of
+// a batch in stream order; with Options.SetTenant once per tenant, with the
+// events of that tenant in stream order (events of different tenants cannot
+// depend on each other under forced row-level security). Batches of one
+// event, and every event of a batch whose ApplyBatch failed, go through
+// Apply, which finds the poison one. ApplyBatch must have the same effect
+// as Apply on each event in turn.
 type BatchProjection interface {
 	Projection
 	ApplyBatch(ctx context.Context, tx pgx.Tx, events []es.Event) error
