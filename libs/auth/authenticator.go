@@ -2,10 +2,12 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
 
 	identityv1 "github.com/opsdesk/opsdesk/api/events/identity/v1"
@@ -45,7 +48,27 @@ type Config struct {
 type Authenticator struct {
 	cfg    Config
 	parser *jwt.Parser
+	// verified remembers the claims of access tokens whose signature and
+	// registered claims checked out, by the token's SHA-256, for at most
+	// verifiedFor: a client sends the same token for many requests, and an
+	// Ed25519 verification costs tens of microseconds. Expiry and the
+	// revocation state are still checked on every request.
+	verified *lru.Cache[[32]byte, verifiedToken]
 }
+
+// verifiedToken is a cache entry of Authenticator.verified.
+type verifiedToken struct {
+	claims Claims
+	at     time.Time
+}
+
+const (
+	verifiedSize = 10000
+	// verifiedFor bounds how long a verification is trusted: a key
+	// withdrawn from the JWKS (a compromise) stops admitting cached tokens
+	// within it.
+	verifiedFor = time.Minute
+)
 
 // NewAuthenticator returns an Authenticator; it panics on a missing Keys or
 // State (a wiring bug).
@@ -59,8 +82,13 @@ func NewAuthenticator(cfg Config) *Authenticator {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	verified, err := lru.New[[32]byte, verifiedToken](verifiedSize)
+	if err != nil {
+		panic(fmt.Sprintf("auth: %v", err)) // only for a size <= 0
+	}
 	return &Authenticator{
-		cfg: cfg,
+		cfg:      cfg,
+		verified: verified,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{Algorithm}),
 			jwt.WithIssuer(Issuer),
@@ -162,9 +190,9 @@ func bearer(h string) (string, error) {
 }
 
 func (a *Authenticator) accessToken(token, acting string) (Principal, error) {
-	var c Claims
-	if _, err := a.parser.ParseWithClaims(token, &c, a.cfg.Keys); err != nil {
-		return Principal{}, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+	c, err := a.claims(token)
+	if err != nil {
+		return Principal{}, err
 	}
 	if !strings.HasPrefix(c.Subject, identityv1.UserIDPrefix) || !strings.HasPrefix(c.Tenant, identityv1.TenantIDPrefix) ||
 		c.SessionID == "" || c.IssuedAt == nil {
@@ -175,7 +203,7 @@ func (a *Authenticator) accessToken(token, acting string) (Principal, error) {
 	}
 	p := Principal{
 		Kind: KindUser, ID: c.Subject, HomeTenant: c.Tenant, Tenant: c.Tenant,
-		Roles: c.Roles, Email: c.Email, Name: c.Name, SessionID: c.SessionID, Operator: c.Operator,
+		Roles: slices.Clone(c.Roles), Email: c.Email, Name: c.Name, SessionID: c.SessionID, Operator: c.Operator,
 	}
 	if acting == "" {
 		return p, nil
@@ -196,6 +224,27 @@ func (a *Authenticator) accessToken(token, acting string) (Principal, error) {
 	}
 	p.Tenant, p.Acting, p.Roles, p.Operator = id, true, []string{role}, false
 	return p, nil
+}
+
+// claims verifies an access token's signature and registered claims, or
+// finds it verified within the last verifiedFor (then only expiry is
+// checked again).
+func (a *Authenticator) claims(token string) (Claims, error) {
+	key := sha256.Sum256([]byte(token))
+	now := a.cfg.Now()
+	if v, ok := a.verified.Get(key); ok && now.Sub(v.at) < verifiedFor {
+		if v.claims.ExpiresAt == nil || !now.Before(v.claims.ExpiresAt.Add(a.cfg.Leeway)) {
+			a.verified.Remove(key)
+			return Claims{}, fmt.Errorf("%w: token is expired", ErrUnauthenticated)
+		}
+		return v.claims, nil
+	}
+	var c Claims
+	if _, err := a.parser.ParseWithClaims(token, &c, a.cfg.Keys); err != nil {
+		return Claims{}, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+	}
+	a.verified.Add(key, verifiedToken{claims: c, at: now})
+	return c, nil
 }
 
 func (a *Authenticator) apiToken(token, acting string) (Principal, error) {
