@@ -236,3 +236,21 @@ var AllPermissions = []Permission{
 }
 
 func knownPermission(p Permission) bool { return slices.Contains(AllPermissions, p) }
+
+// Mount mounts a service's generated routes on e: register is handed a
+// SpecRouter over spec (e.g. func(r *auth.SpecRouter) { RegisterHandlers(r,
+// server) }), so every route runs behind its operation's permission and then
+// the spec's request validation (except the routes named in raw). A route or
+// operation out of step with the spec is an error, which fails the start.
+func (a *Authenticator) Mount(e *echo.Echo, spec []byte, raw []string, register func(*SpecRouter)) error {
+	validate, err := httpx.ValidateOpenAPI(spec)
+	if err != nil {
+		return fmt.Errorf("openapi validator: %w", err)
+	}
+	router, err := a.SpecRouter(e, spec, raw, validate)
+	if err != nil {
+		return err
+	}
+	register(router)
+	return router.Check()
+}

@@ -588,3 +588,40 @@ func (r *Runner) Replay(ctx context.Context, e es.Event) (err error) {
 		return r.p.Apply(ctx, tx, e)
 	})
 }
+
+// RebuildAndWait is Rebuild followed by a replay in this process: it runs
+// the projection until it has applied the stream as it was when the rebuild
+// started, stops it, and returns that stream sequence. It is what an
+// operator's rebuild command does; run it while no other runner of the
+// projection runs (they would race to recreate the durable consumer, and
+// JetStream can refuse one of them; the command then fails and can be
+// retried).
+func (r *Runner) RebuildAndWait(ctx context.Context) (uint64, error) {
+	if err := r.ensureStore(ctx); err != nil {
+		return 0, fmt.Errorf("projection %s: rebuild: %w", r.name, err)
+	}
+	str, err := r.js.Stream(ctx, r.stream)
+	if err != nil {
+		return 0, fmt.Errorf("projection %s: rebuild: stream %s: %w", r.name, r.stream, err)
+	}
+	info, err := str.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("projection %s: rebuild: stream %s: %w", r.name, r.stream, err)
+	}
+	target := info.State.LastSeq
+	if err := r.Rebuild(ctx); err != nil {
+		return 0, err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(runCtx) }()
+	waitErr := r.WaitFor(ctx, target)
+	stop()
+	if err := <-done; err != nil && runCtx.Err() == nil {
+		return 0, fmt.Errorf("projection %s: rebuild: replay: %w", r.name, err)
+	}
+	if waitErr != nil {
+		return 0, fmt.Errorf("projection %s: rebuild: replay: %w", r.name, waitErr)
+	}
+	return target, nil
+}

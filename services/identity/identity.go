@@ -340,6 +340,9 @@ func Rebuild(ctx context.Context, cfg Config, d runtime.Deps) error {
 	if d.NATS == nil || d.JS == nil || d.DB == nil {
 		return errors.New("identity: rebuild needs NATS, JS and DB")
 	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
 	if err := pgdb.Migrate(ctx, d.DB, Schema, migrations.FS); err != nil {
 		return err
 	}
@@ -347,26 +350,12 @@ func Rebuild(ctx context.Context, cfg Config, d runtime.Deps) error {
 	if err != nil {
 		return err
 	}
-	s, err := d.JS.Stream(ctx, identityv1.Stream)
+	target, err := runner.RebuildAndWait(ctx)
 	if err != nil {
-		return fmt.Errorf("identity: rebuild: %w", err)
+		return fmt.Errorf("identity: %w", err)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("identity: rebuild: %w", err)
-	}
-	if err := runner.Rebuild(ctx); err != nil {
-		return err
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- runner.Run(runCtx) }()
-	waitErr := runner.WaitFor(ctx, info.State.LastSeq)
-	stop()
-	if err := <-done; err != nil && runCtx.Err() == nil {
-		return err
-	}
-	return waitErr
+	d.Logger.InfoContext(ctx, "read model rebuilt", "projection", directory.Name, "stream_sequence", target)
+	return nil
 }
 
 // service runs identity's background work.

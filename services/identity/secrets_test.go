@@ -52,6 +52,9 @@ func (l *lockedBuffer) String() string {
 type stack struct {
 	url    string
 	key    secret.Key
+	deps   runtime.Deps
+	cfg    identity.Config
+	stop   func() // stops identity's background work (its projection)
 	js     jetstream.JetStream
 	logs   *lockedBuffer
 	spans  *tracetest.InMemoryExporter
@@ -91,26 +94,34 @@ func newStack(t *testing.T) *stack {
 	key := secret.Generate()
 	cfg := identity.DefaultConfig()
 	cfg.PasswordMemoryKiB, cfg.PasswordIterations = 1024, 1
+	deps := runtime.Deps{Logger: log, NATS: nc, JS: js, DB: pool, HTTP: e, Auth: a, Secret: key}
 	svc, err := identity.New(ctx, cfg, identity.Options{Bootstrap: identity.Bootstrap{
 		Tenant: "acme", TenantKind: identityv1.KindEnterprise, AdminEmail: adminEmail, AdminPassword: adminPassword,
 		AdminName: "Ada Admin", TimeZone: "Europe/Berlin", Locale: "en",
-	}}, runtime.Deps{Logger: log, NATS: nc, JS: js, DB: pool, HTTP: e, Auth: a, Secret: key})
+	}}, deps)
 	if err != nil {
 		t.Fatalf("identity.New: %v", err)
 	}
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 2)
-	go func() { done <- svc.Run(runCtx) }()
-	go func() { done <- follower.Run(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		for range 2 {
-			if err := <-done; err != nil {
-				t.Errorf("run: %v", err)
-			}
+	followCtx, stopFollowing := context.WithCancel(context.Background())
+	followed := make(chan error, 1)
+	go func() { followed <- follower.Run(followCtx) }()
+	runCtx, stopRun := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- svc.Run(runCtx) }()
+	stopSvc := sync.OnceFunc(func() {
+		stopRun()
+		if err := <-ran; err != nil {
+			t.Errorf("run: %v", err)
 		}
 	})
-	return &stack{url: srv.URL, key: key, js: js, logs: logs, spans: spans, client: srv.Client()}
+	t.Cleanup(func() {
+		stopSvc()
+		stopFollowing()
+		if err := <-followed; err != nil {
+			t.Errorf("follow: %v", err)
+		}
+	})
+	return &stack{url: srv.URL, key: key, deps: deps, cfg: cfg, stop: stopSvc, js: js, logs: logs, spans: spans, client: srv.Client()}
 }
 
 type reply struct {
@@ -312,4 +323,28 @@ func (s *stack) resetToken(t *testing.T) string {
 		t.Fatalf("open the sealed reset token: %v", err)
 	}
 	return string(token)
+}
+
+// TestRebuildKeepsTheStateTables: `opsdesk rebuild identity__directory_v1`
+// empties the read model and replays the stream; the state tables (password
+// hashes, sessions) are kept, so people still sign in.
+func TestRebuildKeepsTheStateTables(t *testing.T) {
+	s := newStack(t)
+	access, _ := s.signIn(t, adminEmail, adminPassword)
+	r := s.do(t, http.MethodPost, "/v1/users", access, map[string]any{"email": "grace@acme.example", "name": "Grace",
+		"roles": []string{"agent"}, "password": "a rather long user passphrase"})
+	if r.status != http.StatusCreated {
+		t.Fatalf("onboard: %d %s", r.status, r.body)
+	}
+	s.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := identity.Rebuild(ctx, s.cfg, s.deps); err != nil {
+		t.Fatalf("Rebuild: %v", err)
+	}
+	var page struct{ Items []struct{ Email string } }
+	if r := s.do(t, http.MethodGet, "/v1/users", access, nil); r.status != http.StatusOK || json.Unmarshal(r.body, &page) != nil || len(page.Items) != 2 {
+		t.Fatalf("users after rebuild: %d %s", r.status, r.body)
+	}
+	s.signIn(t, "grace@acme.example", "a rather long user passphrase")
 }

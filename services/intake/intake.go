@@ -253,30 +253,10 @@ func Rebuild(ctx context.Context, cfg Config, d runtime.Deps) error {
 	if err != nil {
 		return err
 	}
-	stream, err := d.JS.Stream(ctx, ticketv1.Stream)
-	if err != nil {
-		return fmt.Errorf("intake: rebuild: stream %s: %w", ticketv1.Stream, err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("intake: rebuild: stream %s: %w", ticketv1.Stream, err)
-	}
-	target := info.State.LastSeq
 	start := time.Now()
-	if err := runner.Rebuild(ctx); err != nil {
-		return fmt.Errorf("intake: rebuild %s: %w", tickets.Name, err)
-	}
-
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- runner.Run(runCtx) }()
-	waitErr := runner.WaitFor(ctx, target)
-	stop()
-	if err := <-done; err != nil && runCtx.Err() == nil {
-		return fmt.Errorf("intake: rebuild %s: replay: %w", tickets.Name, err)
-	}
-	if waitErr != nil {
-		return fmt.Errorf("intake: rebuild %s: replay: %w", tickets.Name, waitErr)
+	target, err := runner.RebuildAndWait(ctx)
+	if err != nil {
+		return fmt.Errorf("intake: %w", err)
 	}
 	log.InfoContext(ctx, "read model rebuilt", "projection", tickets.Name,
 		"stream_sequence", target, "took", time.Since(start).String())

@@ -21,13 +21,11 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"slices"
 	"syscall"
 
 	"github.com/opsdesk/opsdesk/libs/config"
 	"github.com/opsdesk/opsdesk/libs/platform"
 	"github.com/opsdesk/opsdesk/libs/runtime"
-	"github.com/opsdesk/opsdesk/libs/telemetry"
 	"github.com/opsdesk/opsdesk/services/identity"
 )
 
@@ -55,61 +53,41 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// Demo stays false: a production install gets its first tenant from
 	// OPSDESK_BOOTSTRAP_* or none at all, never the demo tenant.
 	bootstrap := identity.Bootstrap{}
-	sections := []config.Section{
-		{
-			EnvPrefix:     "OPSDESK_IDENTITY_",
-			Target:        &identityCfg,
-			RegisterFlags: func(fs *flag.FlagSet) { identityCfg.RegisterFlags("identity.", fs) },
-			Validate:      func() error { return identityCfg.Validate() },
+	return platform.Single{
+		Name:    target,
+		Version: version,
+		Sections: []config.Section{
+			{
+				EnvPrefix:     "OPSDESK_IDENTITY_",
+				Target:        &identityCfg,
+				RegisterFlags: func(fs *flag.FlagSet) { identityCfg.RegisterFlags("identity.", fs) },
+				Validate:      func() error { return identityCfg.Validate() },
+			},
+			{
+				EnvPrefix:     "OPSDESK_BOOTSTRAP_",
+				Target:        &bootstrap,
+				RegisterFlags: bootstrap.RegisterFlags,
+				Validate:      bootstrap.Validate,
+			},
 		},
-		{
-			EnvPrefix:     "OPSDESK_BOOTSTRAP_",
-			Target:        &bootstrap,
-			RegisterFlags: bootstrap.RegisterFlags,
-			Validate:      bootstrap.Validate,
+		Check: func(cfg config.Config) error {
+			if cfg.Secrets.Key == "" {
+				return errors.New("OPSDESK_SECRET_KEY (-secret-key) is required: the installation's secret key, " +
+					"32 bytes of base64 (openssl rand -base64 32), the same for every identity replica; keep it in a Secret")
+			}
+			return nil
 		},
-	}
-	// The target is fixed; putting it first lets the derived defaults
-	// (service.name opsdesk-identity) follow from it.
-	cfg, err := config.Load(append([]string{"-target=" + target}, args...), getenv, sections...)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stderr, "usage: identity [flags]")
-		config.Usage(stderr, sections...)
-		return err
-	}
-	if err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
-	}
-	if !slices.Equal(cfg.Runtime.Target, []string{target}) {
-		return fmt.Errorf("this binary runs only the identity service; use opsdesk run --target=%v", cfg.Runtime.Target)
-	}
-	if cfg.Secrets.Key == "" {
-		return errors.New("configuration: OPSDESK_SECRET_KEY (-secret-key) is required: the installation's secret key, " +
-			"32 bytes of base64 (openssl rand -base64 32), the same for every identity replica; keep it in a Secret")
-	}
-	log := telemetry.NewLogger(stderr, cfg.Telemetry.LogLevel)
-	slog.SetDefault(log)
-	log.Info("identity starting", "version", version)
-
-	mgr := runtime.NewManager(log)
-	plat := platform.New(cfg, log, mgr, platform.Options{
-		Listener:       ln,
-		NoEmbeddedNATS: true,
 		// The bootstrap section holds the admin password: /config shows
 		// identity's settings only.
-		Config: map[string]any{target: identityCfg},
-		// GenerateSecret stays false: the key is configured above.
-	})
-	plat.Register()
-	opts := identity.Options{
-		Bootstrap: bootstrap,
-		OnBootstrap: func(b identity.Bootstrapped) {
-			log.Info("first start: created the first tenant and its admin from OPSDESK_BOOTSTRAP_*",
-				"tenant", b.Tenant, "admin", b.AdminEmail)
+		Config: identityCfg,
+		Build: func(ctx context.Context, log *slog.Logger, d runtime.Deps) (runtime.Service, error) {
+			return identity.New(ctx, identityCfg, identity.Options{
+				Bootstrap: bootstrap,
+				OnBootstrap: func(b identity.Bootstrapped) {
+					log.Info("first start: created the first tenant and its admin from OPSDESK_BOOTSTRAP_*",
+						"tenant", b.Tenant, "admin", b.AdminEmail)
+				},
+			}, d)
 		},
-	}
-	mgr.Register(plat.Service(target, func(ctx context.Context, d runtime.Deps) (runtime.Service, error) {
-		return identity.New(ctx, identityCfg, opts, d)
-	}))
-	return mgr.Run(ctx, []string{target})
+	}.Run(ctx, args, getenv, stderr, ln)
 }

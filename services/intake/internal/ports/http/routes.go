@@ -6,7 +6,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/opsdesk/opsdesk/libs/auth"
-	"github.com/opsdesk/opsdesk/libs/httpx"
 )
 
 // Register mounts the intake routes on e, each behind the permission its
@@ -19,16 +18,7 @@ func Register(e *echo.Echo, a *auth.Authenticator, s *Server) error {
 	if err != nil {
 		return fmt.Errorf("intake: embedded openapi spec: %w", err)
 	}
-	validate, err := httpx.ValidateOpenAPI(spec)
-	if err != nil {
-		return fmt.Errorf("intake: openapi validator: %w", err)
-	}
-	router, err := a.SpecRouter(e, spec, nil, validate)
-	if err != nil {
-		return fmt.Errorf("intake: %w", err)
-	}
-	RegisterHandlers(router, s)
-	if err := router.Check(); err != nil {
+	if err := a.Mount(e, spec, nil, func(r *auth.SpecRouter) { RegisterHandlers(r, s) }); err != nil {
 		return fmt.Errorf("intake: %w", err)
 	}
 	return nil
