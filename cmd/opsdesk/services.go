@@ -37,8 +37,9 @@ func devMode(cfg config.Config) bool { return cfg.NATS.URL == "" }
 // newServices returns every service with its configuration section; the
 // sections are filled by config.Load. boot is told what identity's first
 // start created (the demo admin's password, for the banner); demo says,
-// when identity is built, whether to create the demo tenant when no
-// bootstrap settings are given.
+// when identity is built, whether the development conveniences apply: the
+// demo tenant when no bootstrap settings are given, and new signing keys
+// when the old ones no longer open (a deleted data directory).
 func newServices(boot func(identity.Bootstrapped), demo func() bool) []*service {
 	intakeCfg := intake.DefaultConfig()
 	identityCfg := identity.DefaultConfig()
@@ -60,9 +61,10 @@ func newServices(boot func(identity.Bootstrapped), demo func() bool) []*service 
 			}},
 			config: func() any { return identityCfg },
 			build: func(ctx context.Context, d runtime.Deps) (runtime.Service, error) {
+				dev := demo != nil && demo()
 				b := bootstrap
-				b.Demo = demo != nil && demo()
-				return identity.New(ctx, identityCfg, identity.Options{Bootstrap: b, OnBootstrap: boot}, d)
+				b.Demo = dev
+				return identity.New(ctx, identityCfg, identity.Options{Bootstrap: b, OnBootstrap: boot, Dev: dev}, d)
 			},
 			rebuild: map[string]func(context.Context, runtime.Deps) error{
 				identity.DirectoryProjection: func(ctx context.Context, d runtime.Deps) error {

@@ -208,6 +208,10 @@ type Options struct {
 	// OnBootstrap is told what the first start created (never called on a
 	// later start).
 	OnBootstrap func(Bootstrapped)
+	// Dev replaces signing keys that do not open with the secret key
+	// instead of refusing to start (the all-in-one binary with the embedded
+	// NATS, whose generated key goes when its data directory does).
+	Dev bool
 }
 
 // New wires identity from shared infrastructure: it provisions the IDENTITY
@@ -248,7 +252,7 @@ func New(ctx context.Context, cfg Config, opts Options, d runtime.Deps) (runtime
 		return nil, fmt.Errorf("identity: projection: %w", err)
 	}
 	keys := &store.KeyRing{Pool: d.DB, Seal: d.Secret.Derive("identity/signing-keys"), Rotation: cfg.KeyRotation,
-		Retention: cfg.AccessTTL + 2*auth.DefaultLeeway}
+		Retention: cfg.AccessTTL + 2*auth.DefaultLeeway, ReplaceUnreadable: opts.Dev}
 	if err := keys.Ensure(ctx); err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}

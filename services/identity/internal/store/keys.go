@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -30,6 +32,12 @@ type KeyRing struct {
 	// Retention is how long a retired key stays published: at least the
 	// longest access-token lifetime plus clock skew.
 	Retention time.Duration
+	// ReplaceUnreadable retires keys that do not open with Seal and makes a
+	// new one, instead of failing. Only for development, where the secret
+	// key lives in a data directory that may be deleted while the database
+	// is kept; in production a key that does not open means a replica has
+	// the wrong OPSDESK_SECRET_KEY, which must stop it, not start a key war.
+	ReplaceUnreadable bool
 
 	mu      sync.Mutex
 	current auth.Signer
@@ -46,6 +54,10 @@ func (k *KeyRing) Ensure(ctx context.Context) error {
 			return fmt.Errorf("signing keys: %w", err)
 		}
 		signer, made, err := k.newest(ctx, tx)
+		if errors.Is(err, secret.ErrInvalid) && k.ReplaceUnreadable {
+			slog.WarnContext(ctx, "the signing keys do not open with this secret key (a new data directory?): replacing them; everyone signs in again", "err", err)
+			signer, err = auth.Signer{}, nil
+		}
 		if err != nil {
 			return err
 		}
