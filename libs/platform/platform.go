@@ -152,6 +152,10 @@ func (p *Platform) Deps(name string) runtime.Deps {
 		HTTP:   p.http,
 		Auth:   p.auth,
 		Secret: p.secret,
+		Streams: runtime.Streams{
+			Replicas:        p.cfg.NATS.Replicas,
+			DuplicateWindow: p.cfg.NATS.DuplicateWindow,
+		},
 	}
 }
 

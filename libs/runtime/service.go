@@ -6,6 +6,7 @@ package runtime
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
@@ -38,4 +39,14 @@ type Deps struct {
 	// Secret is the installation's secret key (zero when none is
 	// configured; services that need one refuse to start without it).
 	Secret secret.Key
+	// Streams are the shared settings of the streams services create
+	// (OPSDESK_NATS_REPLICAS, OPSDESK_NATS_DUPLICATE_WINDOW); zero fields
+	// leave the service's defaults.
+	Streams Streams
+}
+
+// Streams are stream settings shared by every service.
+type Streams struct {
+	Replicas        int
+	DuplicateWindow time.Duration
 }

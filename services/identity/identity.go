@@ -63,8 +63,8 @@ type Config struct {
 	// PasswordMemoryKiB and PasswordIterations are argon2id's cost.
 	PasswordMemoryKiB  uint32 `env:"PASSWORD_MEMORY_KIB"`
 	PasswordIterations uint32 `env:"PASSWORD_ITERATIONS"`
-	// Replicas and DuplicateWindow of the IDENTITY stream: the binary
-	// copies the shared NATS settings.
+	// Replicas and DuplicateWindow of the IDENTITY stream: New takes the
+	// shared NATS settings from runtime.Deps.Streams.
 	Replicas        int           `yaml:"-"`
 	DuplicateWindow time.Duration `yaml:"-"`
 }
@@ -220,6 +220,12 @@ type Options struct {
 // Its Run runs the read model's projection, key rotation and the API-token
 // usage listener.
 func New(ctx context.Context, cfg Config, opts Options, d runtime.Deps) (runtime.Service, error) {
+	if d.Streams.Replicas > 0 {
+		cfg.Replicas = d.Streams.Replicas
+	}
+	if d.Streams.DuplicateWindow > 0 {
+		cfg.DuplicateWindow = d.Streams.DuplicateWindow
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

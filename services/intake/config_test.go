@@ -1,12 +1,18 @@
 package intake_test
 
 import (
+	"context"
 	"flag"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/opsdesk/opsdesk/libs/auth/authtest"
 	"github.com/opsdesk/opsdesk/libs/config"
+	"github.com/opsdesk/opsdesk/libs/httpx"
+	"github.com/opsdesk/opsdesk/libs/natsx/natstest"
+	"github.com/opsdesk/opsdesk/libs/pgdb/pgtest"
+	"github.com/opsdesk/opsdesk/libs/runtime"
 	"github.com/opsdesk/opsdesk/services/intake"
 )
 
@@ -44,5 +50,28 @@ func TestConfigValidate(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
 		}
+	}
+}
+
+// The shared stream settings (OPSDESK_NATS_REPLICAS, _DUPLICATE_WINDOW)
+// reach the streams intake creates.
+func TestStreamsTakeTheSharedSettings(t *testing.T) {
+	ns := natstest.Start(t)
+	nc, js := ns.Conn(t)
+	pool, _ := pgtest.NewDB(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := intake.New(ctx, intake.Config{}, runtime.Deps{Logger: testLogger(), NATS: nc, JS: js, DB: pool,
+		HTTP: httpx.New(httpx.Config{}, testLogger()), Auth: authtest.New(t).Authenticator(),
+		Streams: runtime.Streams{Replicas: 1, DuplicateWindow: 7 * time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, "TICKETS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := s.CachedInfo().Config.Duplicates; d != 7*time.Minute {
+		t.Fatalf("TICKETS duplicate window %s, want the shared 7m", d)
 	}
 }

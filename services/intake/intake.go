@@ -56,12 +56,12 @@ type Config struct {
 	// process stops.
 	NumberBlock int `yaml:"number_block" env:"NUMBER_BLOCK"`
 	// Replicas of intake's streams: 1 in development, 3 in production.
-	// Shared infrastructure, so no flag or variable of its own: the binary
-	// copies config.NATS.Replicas (OPSDESK_NATS_REPLICAS).
+	// Shared infrastructure, so no flag or variable of its own: New takes
+	// runtime.Deps.Streams (OPSDESK_NATS_REPLICAS).
 	Replicas int `yaml:"-"`
 	// DuplicateWindow is how long TICKETS remembers event ids to drop
-	// retried appends (at least 2m); the binary copies
-	// config.NATS.DuplicateWindow (OPSDESK_NATS_DUPLICATE_WINDOW).
+	// retried appends (at least 2m); New takes runtime.Deps.Streams
+	// (OPSDESK_NATS_DUPLICATE_WINDOW).
 	DuplicateWindow time.Duration `yaml:"-"`
 	// PublishTimeout bounds one append or counter increment; past it the
 	// client gets 503 with Retry-After.
@@ -94,6 +94,18 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.IntVar(&c.NumberBlock, prefix+"number-block", d.NumberBlock, "ticket numbers reserved per counter increment, per tenant (env OPSDESK_INTAKE_NUMBER_BLOCK)")
 	f.DurationVar(&c.PublishTimeout, prefix+"publish-timeout", d.PublishTimeout, "timeout of one append or counter increment (env OPSDESK_INTAKE_PUBLISH_TIMEOUT)")
 	f.IntVar(&c.ProjectionBatch, prefix+"projection-batch", d.ProjectionBatch, "events applied per projection transaction (env OPSDESK_INTAKE_PROJECTION_BATCH)")
+}
+
+// withStreams takes the shared stream settings (OPSDESK_NATS_REPLICAS and
+// _DUPLICATE_WINDOW) from the binary's infrastructure.
+func (c Config) withStreams(s runtime.Streams) Config {
+	if s.Replicas > 0 {
+		c.Replicas = s.Replicas
+	}
+	if s.DuplicateWindow > 0 {
+		c.DuplicateWindow = s.DuplicateWindow
+	}
+	return c
 }
 
 // withDefaults fills zero fields from DefaultConfig.
@@ -155,7 +167,7 @@ func (c *Config) Validate() error {
 // starts nothing: the returned Service's Run runs the tickets projection
 // until ctx is done or Stop is called.
 func New(ctx context.Context, cfg Config, d runtime.Deps) (runtime.Service, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.withStreams(d.Streams).withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -238,7 +250,7 @@ func setup(ctx context.Context, cfg Config, d runtime.Deps, log *slog.Logger) (*
 // at once and JetStream can refuse one of them (the rebuild then fails and
 // can be retried).
 func Rebuild(ctx context.Context, cfg Config, d runtime.Deps) error {
-	cfg = cfg.withDefaults()
+	cfg = cfg.withStreams(d.Streams).withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
