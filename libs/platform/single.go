@@ -8,7 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"os/signal"
 	"slices"
+	"syscall"
 
 	"github.com/opsdesk/opsdesk/libs/config"
 	"github.com/opsdesk/opsdesk/libs/runtime"
@@ -73,4 +76,20 @@ func (s Single) Run(ctx context.Context, args []string, getenv func(string) stri
 		return s.Build(ctx, log, d)
 	}))
 	return mgr.Run(ctx, []string{s.Name})
+}
+
+// Main is a single-service binary's main: it runs run with the process's
+// arguments and environment until SIGINT or SIGTERM, and exits 1 (printing
+// the error) if it fails.
+func Main(name string, run func(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ln net.Listener) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		stop()
+		os.Exit(1)
+	}
 }

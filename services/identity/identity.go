@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 	_ "time/tzdata" // time zones are validated; containers may lack the system database
 
@@ -278,7 +277,7 @@ func New(ctx context.Context, cfg Config, opts Options, d runtime.Deps) (runtime
 	if err := httpport.Register(d.HTTP, d.Auth, httpport.NewServer(a)); err != nil {
 		return nil, err
 	}
-	return &service{runner: runner, keys: keys, app: a, nc: d.NATS, log: log, rotateEvery: min(cfg.KeyRotation/10, time.Hour)}, nil
+	return &runtime.Background{Name: "identity", Work: work(runner, keys, a, d.NATS, log, min(cfg.KeyRotation/10, time.Hour))}, nil
 }
 
 // empty reports whether the identity store has never held a tenant: no
@@ -368,79 +367,42 @@ func Rebuild(ctx context.Context, cfg Config, d runtime.Deps) error {
 	return nil
 }
 
-// service runs identity's background work.
-type service struct {
-	runner      *projection.Runner
-	keys        *store.KeyRing
-	app         *app.App
-	nc          *nats.Conn
-	log         *slog.Logger
-	rotateEvery time.Duration
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-// Run runs the projection, rotates signing keys and records API token use
-// until ctx ends or Stop is called.
-func (s *service) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	s.mu.Lock()
-	s.cancel, s.done = cancel, done
-	s.mu.Unlock()
-	defer close(done)
-	defer cancel()
-
-	sub, err := s.nc.QueueSubscribe(auth.UsageSubject, "identity", func(m *nats.Msg) {
-		var u auth.Usage
-		err := json.Unmarshal(m.Data, &u)
-		if err == nil {
-			err = s.app.RecordTokenUse(ctx, u)
+// work runs identity's background work until its context ends: the read
+// model's projection, signing-key rotation, and recording API token use.
+func work(runner *projection.Runner, keys *store.KeyRing, a *app.App, nc *nats.Conn, log *slog.Logger, rotateEvery time.Duration) func(context.Context) error {
+	return func(ctx context.Context) error {
+		sub, err := nc.QueueSubscribe(auth.UsageSubject, "identity", func(m *nats.Msg) {
+			var u auth.Usage
+			err := json.Unmarshal(m.Data, &u)
+			if err == nil {
+				err = a.RecordTokenUse(ctx, u)
+			}
+			if err != nil && ctx.Err() == nil {
+				log.WarnContext(ctx, "api token usage not recorded", "err", err)
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("identity: usage subscription: %w", err)
 		}
-		if err != nil && ctx.Err() == nil {
-			s.log.WarnContext(ctx, "api token usage not recorded", "err", err)
-		}
-	})
-	if err != nil {
-		return fmt.Errorf("identity: usage subscription: %w", err)
-	}
-	defer sub.Unsubscribe() //nolint:errcheck // the connection drains on shutdown anyway
+		defer sub.Unsubscribe() //nolint:errcheck // the connection drains on shutdown anyway
 
-	go func() {
-		t := time.NewTicker(s.rotateEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := s.keys.Ensure(ctx); err != nil && ctx.Err() == nil {
-					s.log.ErrorContext(ctx, "signing key rotation failed", "err", err)
+		go func() {
+			t := time.NewTicker(rotateEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if err := keys.Ensure(ctx); err != nil && ctx.Err() == nil {
+						log.ErrorContext(ctx, "signing key rotation failed", "err", err)
+					}
 				}
 			}
+		}()
+		if err := runner.Run(ctx); err != nil {
+			return fmt.Errorf("identity: projection: %w", err)
 		}
-	}()
-	if err := s.runner.Run(ctx); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("identity: projection: %w", err)
-	}
-	return nil
-}
-
-// Stop stops the background work and waits for it, or for ctx.
-func (s *service) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	s.mu.Unlock()
-	if cancel == nil {
 		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("identity: stop: %w", ctx.Err())
 	}
 }

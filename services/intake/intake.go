@@ -17,7 +17,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	ticketv1 "github.com/opsdesk/opsdesk/api/events/ticket/v1"
@@ -204,7 +203,7 @@ func New(ctx context.Context, cfg Config, d runtime.Deps) (runtime.Service, erro
 	if err := httpport.Register(d.HTTP, d.Auth, httpport.NewServer(create, queries)); err != nil {
 		return nil, err
 	}
-	return &service{runner: runner, log: log}, nil
+	return newService(runner, log), nil
 }
 
 // setup provisions streams and the schema, and builds the projection runner.
@@ -275,46 +274,14 @@ func Rebuild(ctx context.Context, cfg Config, d runtime.Deps) error {
 	return nil
 }
 
-// service runs the tickets projection.
-type service struct {
-	runner *projection.Runner
-	log    *slog.Logger
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-// Run runs the projection until ctx is done or Stop is called.
-func (s *service) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	s.mu.Lock()
-	s.cancel, s.done = cancel, done
-	s.mu.Unlock()
-	defer close(done)
-	defer cancel()
-	s.log.Info("intake running", "projection", tickets.Name)
-	if err := s.runner.Run(ctx); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("intake: projection %s: %w", tickets.Name, err)
-	}
-	return nil // stopped, not failed
-}
-
-// Stop stops the projection (it finishes its in-flight batch) and waits for
-// Run to return, or for ctx.
-func (s *service) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	s.mu.Unlock()
-	if cancel == nil {
+// newService runs the tickets projection until stopped; Stop lets the
+// in-flight batch finish.
+func newService(runner *projection.Runner, log *slog.Logger) runtime.Service {
+	return &runtime.Background{Name: "intake", Work: func(ctx context.Context) error {
+		log.Info("intake running", "projection", tickets.Name)
+		if err := runner.Run(ctx); err != nil {
+			return fmt.Errorf("intake: projection %s: %w", tickets.Name, err)
+		}
 		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("intake: stop: %w", ctx.Err())
-	}
+	}}
 }

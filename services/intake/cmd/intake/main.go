@@ -9,13 +9,9 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/opsdesk/opsdesk/libs/config"
 	"github.com/opsdesk/opsdesk/libs/platform"
@@ -28,17 +24,7 @@ var version = "dev"
 
 const target = "intake"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-	case err != nil:
-		fmt.Fprintf(os.Stderr, "intake: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { platform.Main(target, run) }
 
 // run runs intake until ctx is cancelled or a module fails. ln, when set, is
 // served instead of OPSDESK_HTTP_ADDR (tests).
