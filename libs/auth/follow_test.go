@@ -20,6 +20,7 @@ import (
 	"github.com/opsdesk/opsdesk/libs/es/jsstore"
 	"github.com/opsdesk/opsdesk/libs/natsx"
 	"github.com/opsdesk/opsdesk/libs/natsx/natstest"
+	"github.com/opsdesk/opsdesk/libs/testwait"
 )
 
 // propagation bounds how long an identity event may take to reach a
@@ -128,7 +129,7 @@ func verifier(iss *authtest.Issuer, f *auth.Follower) *auth.Authenticator {
 // caught up); nothing else.
 func untilRefused(t *testing.T, a *auth.Authenticator, token, what string, mayAccept bool) {
 	t.Helper()
-	waitFor(t, propagation, what, func() bool {
+	testwait.Until(t, propagation, what, func() bool {
 		_, err := authenticate(a, bearer(token), "")
 		switch {
 		case errors.Is(err, auth.ErrUnauthenticated):
@@ -155,7 +156,7 @@ func TestFollowerWithoutStream(t *testing.T) {
 
 	// Identity has not started: there is nothing to know, so requests are
 	// judged at once rather than answered 503.
-	waitFor(t, propagation, "Ready without an IDENTITY stream", func() bool { return f.Ready() == nil })
+	testwait.Until(t, propagation, "Ready without an IDENTITY stream", func() bool { return f.Ready() == nil })
 	tenant, user := authtest.NewTenantID(), newUserID()
 	tok := iss.Token(t, authtest.User{ID: user, Tenant: tenant, Roles: []string{auth.RoleAgent}})
 	if _, err := authenticate(a, bearer(tok), ""); err != nil {
@@ -166,7 +167,7 @@ func TestFollowerWithoutStream(t *testing.T) {
 	ensureIdentityStream(t, js)
 	ids := newIdentityStore(t, nc, js)
 	seq := ids.append(tenant, user, onboarded(tenant, user), offboarded(user))
-	waitFor(t, propagation, "events of a stream created after the follower started", func() bool {
+	testwait.Until(t, propagation, "events of a stream created after the follower started", func() bool {
 		_, err := authenticate(a, bearer(tok), "")
 		if err != nil && !errors.Is(err, auth.ErrUnauthenticated) {
 			t.Fatalf("unexpected error %v", err)
@@ -220,7 +221,7 @@ func TestFollowerRevocationReachesVerifier(t *testing.T) {
 	ids.append(tenant, tokID, identityPayload{identityv1.TypeAPITokenCreated, identityv1.APITokenCreated{
 		TokenID: tokID, Name: "ci", Scopes: []string{"tickets:read"}, CreatedBy: "u_admin",
 		SecretHash: auth.HashSecret(apiTok), CreatedAt: time.Now().UTC()}})
-	waitFor(t, propagation, "API token created live accepted", func() bool {
+	testwait.Until(t, propagation, "API token created live accepted", func() bool {
 		p, err := authenticate(a, bearer(apiTok), "")
 		return err == nil && p.ID == tokID && p.Tenant == tenant
 	})
@@ -317,7 +318,7 @@ func TestFollowerResumesAfterServerRestart(t *testing.T) {
 
 	srv.Restart(t)
 	var seq uint64
-	waitFor(t, propagation, "append after the restart", func() bool {
+	testwait.Until(t, propagation, "append after the restart", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		data, _ := json.Marshal(offboarded(second).payload)

@@ -141,18 +141,6 @@ func sign(t testing.TB, iss *authtest.Issuer, c auth.Claims) string {
 	return tok
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // zeroTime is an API token's ExpiresAt that never expires.
 var zeroTime time.Time
 

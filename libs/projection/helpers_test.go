@@ -31,6 +31,7 @@ import (
 	"github.com/opsdesk/opsdesk/libs/pgdb"
 	"github.com/opsdesk/opsdesk/libs/pgdb/pgtest"
 	"github.com/opsdesk/opsdesk/libs/projection"
+	"github.com/opsdesk/opsdesk/libs/testwait"
 )
 
 var (
@@ -390,16 +391,7 @@ func metricValue(t *testing.T, name, projectionName string) (int64, bool) {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	testwait.Until(t, 10*time.Second, what, cond)
 }
 
 func sortedKeys(m map[string]int) []string {

@@ -26,6 +26,7 @@ import (
 	"github.com/opsdesk/opsdesk/libs/natsx"
 	"github.com/opsdesk/opsdesk/libs/natsx/natstest"
 	"github.com/opsdesk/opsdesk/libs/reaction"
+	"github.com/opsdesk/opsdesk/libs/testwait"
 )
 
 const (
@@ -131,15 +132,7 @@ func publish(t *testing.T, js jetstream.JetStream, e es.Event) uint64 {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	testwait.Until(t, 10*time.Second, what, cond)
 }
 
 // settled reports whether the consumer has acked everything up to seq.

@@ -26,6 +26,7 @@ import (
 	"github.com/opsdesk/opsdesk/libs/runtime"
 	"github.com/opsdesk/opsdesk/libs/secret"
 	"github.com/opsdesk/opsdesk/libs/telemetry/telemetrytest"
+	"github.com/opsdesk/opsdesk/libs/testwait"
 	"github.com/opsdesk/opsdesk/services/identity"
 )
 
@@ -181,13 +182,7 @@ func (s *stack) signIn(t *testing.T, email, password string) (access, refresh st
 // eventually polls cond until it holds or 10 s pass.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not a wait for a condition
-	}
+	testwait.Until(t, 10*time.Second, what, cond)
 }
 
 // TestNoSecretInLogsTracesOrErrors runs every flow that handles a secret

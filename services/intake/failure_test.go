@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opsdesk/opsdesk/libs/testwait"
 	"github.com/opsdesk/opsdesk/services/intake"
 )
 
@@ -23,7 +24,7 @@ func TestNATSDown(t *testing.T) {
 	}
 
 	e.nats.Shutdown()
-	eventually(t, 5*time.Second, "client to notice the outage", func() bool { return !e.nc.IsConnected() })
+	testwait.Until(t, 5*time.Second, "client to notice the outage", func() bool { return !e.nc.IsConnected() })
 
 	for i := range 3 { // the first and later attempts alike, number block warm or not
 		start := time.Now()
@@ -49,7 +50,7 @@ func TestNATSDown(t *testing.T) {
 	e.nats.Restart(t)
 	var after ticketJSON
 	var afterToken string
-	eventually(t, 15*time.Second, "creates to work after restart", func() bool {
+	testwait.Until(t, 15*time.Second, "creates to work after restart", func() bool {
 		r := e.request(t, http.MethodPost, "/v1/tickets", tenant, newTicket("After the outage"))
 		if r.Code == http.StatusCreated {
 			r.decode(t, &after)

@@ -256,18 +256,3 @@ func (e *env) create(t testing.TB, tenant string, body map[string]any) (ticketJS
 	r.decode(t, &tk)
 	return tk, r.Header.Get("X-Consistency-Token")
 }
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(d)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		case <-tick.C:
-		}
-	}
-}

@@ -21,6 +21,7 @@ import (
 	"github.com/opsdesk/opsdesk/libs/auth"
 	"github.com/opsdesk/opsdesk/libs/deadletter"
 	"github.com/opsdesk/opsdesk/libs/es"
+	"github.com/opsdesk/opsdesk/libs/testwait"
 )
 
 // Principals of the authorization matrix.
@@ -312,7 +313,7 @@ func setUpMatrix(t *testing.T, s *stack) *matrixFixtures {
 	f.client2Markers = []string{c2admin, s.createGroup(c2, "Contoso Desk"), s.createAPIToken(c2, "Contoso integration"), c2ticket.ID}
 
 	// The projections and read models have caught up with every fixture.
-	eventually(t, 10*time.Second, "client1's and client2's tickets and tokens in the read models", func() bool {
+	testwait.Until(t, 10*time.Second, "client1's and client2's tickets and tokens in the read models", func() bool {
 		return s.do(http.MethodGet, "/v1/tickets/"+f.ticket.ID, f.tokens[pOperator], nil, in1...).status == http.StatusOK &&
 			s.do(http.MethodGet, "/v1/tickets/"+c2ticket.ID, c2, nil).status == http.StatusOK &&
 			bytes.Contains(s.do(http.MethodGet, "/v1/api-tokens", admin, nil, in1...).body, []byte(f.doomedAPIToken)) &&

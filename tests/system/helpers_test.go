@@ -232,25 +232,6 @@ func (s *system) streamState(t testing.TB) jetstream.StreamState {
 	return info.State
 }
 
-// eventually polls cond every 10 ms until it holds, failing the test with
-// what (and the output of each diag) after d.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool, diag ...func() string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			msg := fmt.Sprintf("timed out after %s waiting for %s", d, what)
-			for _, f := range diag {
-				msg += "\n" + f()
-			}
-			t.Fatal(msg)
-		}
-		<-tick.C
-	}
-}
-
 func describe(a answer) string {
 	b := a.body
 	if len(b) > 300 {

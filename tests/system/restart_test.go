@@ -13,6 +13,7 @@ import (
 	ticketv1 "github.com/opsdesk/opsdesk/api/events/ticket/v1"
 	"github.com/opsdesk/opsdesk/libs/es"
 	"github.com/opsdesk/opsdesk/libs/es/jsstore"
+	"github.com/opsdesk/opsdesk/libs/testwait"
 	"github.com/opsdesk/opsdesk/services/intake"
 )
 
@@ -116,14 +117,14 @@ func TestNATSRestartUnderLoad(t *testing.T) {
 		})
 	}
 
-	eventually(t, 10*time.Second, "100 tickets acknowledged before the outage", func() bool { a, _ := log.counts(); return a >= 100 })
+	testwait.Until(t, 10*time.Second, "100 tickets acknowledged before the outage", func() bool { a, _ := log.counts(); return a >= 100 })
 	s.nats.Shutdown()
 	log.setOutage(true)
-	eventually(t, 10*time.Second, "40 answers of 503 while NATS is down", func() bool { _, d := log.counts(); return d >= 40 })
+	testwait.Until(t, 10*time.Second, "40 answers of 503 while NATS is down", func() bool { _, d := log.counts(); return d >= 40 })
 	before, _ := log.counts()
 	log.setOutage(false)
 	s.nats.Restart(t)
-	eventually(t, 15*time.Second, "100 more tickets acknowledged after the restart", func() bool {
+	testwait.Until(t, 15*time.Second, "100 more tickets acknowledged after the restart", func() bool {
 		a, _ := log.counts()
 		return a >= before+100
 	})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/opsdesk/opsdesk/libs/auth"
 	"github.com/opsdesk/opsdesk/libs/pgdb"
+	"github.com/opsdesk/opsdesk/libs/testwait"
 )
 
 // rlsExempt are the tables of the service schemas that hold no tenant's
@@ -64,7 +65,7 @@ func TestRowLevelSecurity(t *testing.T) {
 			http.StatusAccepted, "password reset in "+slug)
 		// The API token's use is recorded (through NATS, asynchronously);
 		// the token works once the verifiers have seen its creation.
-		eventually(t, 5*time.Second, "the API token of "+slug+" accepted at intake", func() bool {
+		testwait.Until(t, 5*time.Second, "the API token of "+slug+" accepted at intake", func() bool {
 			return s.do(http.MethodGet, "/v1/tickets", apiToken, nil).status == http.StatusOK
 		})
 	}
@@ -96,7 +97,7 @@ func TestRowLevelSecurity(t *testing.T) {
 	}
 	// Every tenant has rows in each table its data goes to (the read models
 	// and the asynchronous ones caught up); user_grants only in the provider.
-	eventually(t, 10*time.Second, "every tenant's rows in every tenant table", func() bool {
+	testwait.Until(t, 10*time.Second, "every tenant's rows in every tenant table", func() bool {
 		for _, table := range []string{"identity.users", "identity.groups", "identity.api_tokens", "identity.credentials",
 			"identity.refresh_tokens", "identity.password_resets", "identity.api_token_usage", "intake.tickets", "intake.ticket_events"} {
 			got := owned(table)

@@ -12,6 +12,7 @@ import (
 
 	identityv1 "github.com/opsdesk/opsdesk/api/events/identity/v1"
 	"github.com/opsdesk/opsdesk/libs/auth"
+	"github.com/opsdesk/opsdesk/libs/testwait"
 	"github.com/opsdesk/opsdesk/services/identity"
 )
 
@@ -25,7 +26,7 @@ const revocationDeadline = 5 * time.Second
 func (s *stack) refusedEverywhere(t *testing.T, access, what string, since time.Time) time.Duration {
 	t.Helper()
 	var idAt, inAt time.Duration
-	eventually(t, revocationDeadline, what+" refused at identity and intake", func() bool {
+	testwait.Until(t, revocationDeadline, what+" refused at identity and intake", func() bool {
 		if idAt == 0 && s.do(http.MethodGet, "/v1/me", access, nil).status == http.StatusUnauthorized {
 			idAt = time.Since(since)
 		}
@@ -246,7 +247,7 @@ func TestPasswordReset(t *testing.T) {
 	}
 
 	var ev identityv1.PasswordResetRequested
-	eventually(t, 5*time.Second, "a password_reset_requested event", func() bool {
+	testwait.Until(t, 5*time.Second, "a password_reset_requested event", func() bool {
 		for _, e := range s.identityEvents(t, identityv1.TypePasswordResetRequested) {
 			if err := json.Unmarshal(e.Data, &ev); err != nil {
 				t.Fatal(err)

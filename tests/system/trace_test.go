@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/opsdesk/opsdesk/libs/testwait"
 	"github.com/opsdesk/opsdesk/services/intake"
 )
 
@@ -43,7 +44,7 @@ func TestOneTrace(t *testing.T) {
 	// before its checkpoint committed.
 	var server, publish, consumer tracetest.SpanStub
 	var traceID trace.TraceID
-	eventually(t, 5*time.Second, "the HTTP server, publish and consumer spans of one trace", func() bool {
+	testwait.Until(t, 5*time.Second, "the HTTP server, publish and consumer spans of one trace", func() bool {
 		all := spans.GetSpans()
 		var ok bool
 		consumer, ok = find(all, func(s tracetest.SpanStub) bool {
