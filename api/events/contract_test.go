@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/opsdesk/opsdesk/api/events"
 	identityv1 "github.com/opsdesk/opsdesk/api/events/identity/v1"
+	intakev1 "github.com/opsdesk/opsdesk/api/events/intake/v1"
 	ticketv1 "github.com/opsdesk/opsdesk/api/events/ticket/v1"
 )
 
@@ -45,6 +47,7 @@ func packages() []contextPackage {
 	return []contextPackage{
 		{Dir: "ticket/v1", Types: ticketv1.EventTypes(), Schemas: ticketv1.Schemas},
 		{Dir: "identity/v1", Types: identityv1.EventTypes(), Schemas: identityv1.Schemas},
+		{Dir: "intake/v1", Types: intakev1.EventTypes(), Schemas: intakev1.Schemas},
 	}
 }
 
@@ -493,4 +496,260 @@ func TestIdentitySchemasAcceptEdgeValues(t *testing.T) {
 		checkMutations(t, identityv1.TypePasswordChanged, true,
 			mut(r, func(e *identityv1.PasswordChanged) { e.Reason = r }))
 	}
+}
+
+// TestTicketSchemasRejectBadValues spot-checks the ticket lifecycle,
+// collaboration and intake settings schemas' constraints.
+func TestTicketSchemasRejectBadValues(t *testing.T) {
+	type tc = ticketv1.TicketCreated
+	checkMutations(t, ticketv1.TypeTicketCreated, false,
+		mut("upper-case tag", func(e *tc) { e.Tags = []string{"Printer"} }),
+		mut("tag with a space", func(e *tc) { e.Tags = []string{"floor 3"} }),
+		mut("long tag", func(e *tc) { e.Tags = []string{strings.Repeat("a", 65)} }),
+		mut("duplicate tag", func(e *tc) { e.Tags = []string{"printer", "printer"} }),
+		mut("51 tags", func(e *tc) { e.Tags = numbered("t", 51) }),
+		mut("101 config items", func(e *tc) { e.ConfigItems = numbered("ci", 101) }),
+		mut("empty config item", func(e *tc) { e.ConfigItems = []string{""} }),
+		mut("config item with a space", func(e *tc) { e.ConfigItems = []string{"ci 1"} }),
+		mut("bad watcher", func(e *tc) { e.Watchers = []string{"grace@example.com"} }),
+		mut("duplicate watcher", func(e *tc) { e.Watchers = []string{e.Watchers[0], e.Watchers[0]} }),
+		mut("custom fields not an object", func(e *tc) { e.CustomFields = json.RawMessage(`["a"]`) }),
+		mut("bad follow-up", func(e *tc) { e.FollowUpOf = "OPS-1001" }),
+		mut("message id in angle brackets", func(e *tc) { e.MessageID = "<abc@mail.example.com>" }),
+		mut("message id with a space", func(e *tc) { e.MessageID = "abc @mail.example.com" }),
+		mut("long category", func(e *tc) { e.Category = strings.Repeat("x", 201) }),
+	)
+	type tu = ticketv1.TicketUpdated
+	checkMutations(t, ticketv1.TypeTicketUpdated, false,
+		mut("nothing set", func(e *tu) { *e = ticketv1.TicketUpdated{} }),
+		mut("priority alone", func(e *tu) { *e = ticketv1.TicketUpdated{Priority: new(ticketv1.PriorityP1)} }),
+		mut("priority with the title only", func(e *tu) { e.Impact, e.Urgency = nil, nil }),
+		mut("empty title", func(e *tu) { e.Title = new("") }),
+		mut("unknown impact", func(e *tu) { e.Impact = new("extreme") }),
+		mut("bad priority", func(e *tu) { e.Priority = new("P0") }),
+		mut("null tags", func(e *tu) { e.Tags = new([]string(nil)) }),
+		mut("bad tag", func(e *tu) { e.Tags = new([]string{"-printer"}) }),
+		mut("bad watcher", func(e *tu) { e.Watchers = new([]string{"u_nope"}) }),
+		mut("custom fields not an object", func(e *tu) { e.CustomFields = json.RawMessage(`42`) }),
+	)
+	checkMutations(t, ticketv1.TypeTicketOpened, false,
+		mut("unknown from", func(e *ticketv1.TicketOpened) { e.From = "assigned" }),
+		mut("empty from", func(e *ticketv1.TicketOpened) { e.From = "" }),
+		mut("upper-case from", func(e *ticketv1.TicketOpened) { e.From = "NEW" }),
+	)
+	checkMutations(t, ticketv1.TypeTicketWorkStarted, false,
+		mut("unknown cause", func(e *ticketv1.TicketWorkStarted) { e.Cause = "timer" }),
+	)
+	type tp = ticketv1.TicketPended
+	checkMutations(t, ticketv1.TypeTicketPended, false,
+		mut("unknown reason", func(e *tp) { e.Reason = "awaiting_godot" }),
+		mut("no reason", func(e *tp) { e.Reason = "" }),
+		mut("long note", func(e *tp) { e.Note = strings.Repeat("x", 10001) }),
+	)
+	type tr = ticketv1.TicketResolved
+	checkMutations(t, ticketv1.TypeTicketResolved, false,
+		mut("unknown code", func(e *tr) { e.Code = "solved" }),
+		mut("no note", func(e *tr) { e.Note = "" }),
+		mut("bad from", func(e *tr) { e.From = "done" }),
+	)
+	checkMutations(t, ticketv1.TypeTicketClosed, false,
+		mut("unknown reason", func(e *ticketv1.TicketClosed) { e.Reason = "timeout" }),
+	)
+	checkMutations(t, ticketv1.TypeTicketReopened, false,
+		mut("unknown cause", func(e *ticketv1.TicketReopened) { e.Cause = "alerts_fired" }),
+		mut("long reason", func(e *ticketv1.TicketReopened) { e.Reason = strings.Repeat("x", 1001) }),
+	)
+	type cm = ticketv1.TicketCommented
+	checkMutations(t, ticketv1.TypeTicketCommented, false,
+		mut("empty body", func(e *cm) { e.Body = "" }),
+		mut("body over 64 KiB", func(e *cm) { e.Body = strings.Repeat("x", 65537) }),
+		mut("bad comment id", func(e *cm) { e.CommentID = "c_01k94he9a82s0rq7946kj6brag" }),
+		mut("attachment id as comment id", func(e *cm) { e.CommentID = "at_01K94HE9A82S0RQ7946KJ6BRAG" }),
+		mut("unknown role", func(e *cm) { e.AuthorRole = "admin" }),
+		mut("internal note by requester", func(e *cm) { e.AuthorRole = ticketv1.AuthorRequester }),
+		mut("empty channel", func(e *cm) { e.Channel = "" }),
+		mut("long channel", func(e *cm) { e.Channel = strings.Repeat("x", 33) }),
+		mut("bad attachment id", func(e *cm) { e.AttachmentIDs = []string{"bl_01K94K1HY86BKRZBE1MR3CP3XK"} }),
+	)
+	checkMutations(t, ticketv1.TypeTicketFirstResponded, false,
+		mut("bad agent", func(e *ticketv1.TicketFirstResponded) { e.AgentID = "grace" }),
+	)
+	type aa = ticketv1.TicketAttachmentAdded
+	checkMutations(t, ticketv1.TypeTicketAttachmentAdded, false,
+		mut("upper-case sha256", func(e *aa) { e.SHA256 = strings.ToUpper(e.SHA256) }),
+		mut("short sha256", func(e *aa) { e.SHA256 = e.SHA256[:63] }),
+		mut("negative size", func(e *aa) { e.Size = -1 }),
+		mut("bad blob id", func(e *aa) { e.BlobID = "01K94K1HY86BKRZBE1MR3CP3XK" }),
+		mut("bad attachment id", func(e *aa) { e.AttachmentID = "at_x" }),
+		mut("empty filename", func(e *aa) { e.Filename = "" }),
+		mut("filename with a directory", func(e *aa) { e.Filename = "../etc/passwd" }),
+		mut("filename with a backslash", func(e *aa) { e.Filename = `C:\fuser.jpg` }),
+		mut("filename with NUL", func(e *aa) { e.Filename = "a\x00.jpg" }),
+		mut("long filename", func(e *aa) { e.Filename = strings.Repeat("x", 256) }),
+		mut("content type without subtype", func(e *aa) { e.ContentType = "image" }),
+	)
+	checkMutations(t, ticketv1.TypeTicketLinked, false,
+		mut("unknown kind", func(e *ticketv1.TicketLinked) { e.Kind = "blocks" }),
+		mut("number as target", func(e *ticketv1.TicketLinked) { e.Target = e.TargetNumber }),
+		mut("bad target number", func(e *ticketv1.TicketLinked) { e.TargetNumber = "ops-1038" }),
+	)
+	checkMutations(t, ticketv1.TypeTicketUnlinked, false,
+		mut("unknown kind", func(e *ticketv1.TicketUnlinked) { e.Kind = "sibling" }),
+	)
+	checkMutations(t, ticketv1.TypeTicketMerged, false,
+		mut("bad into", func(e *ticketv1.TicketMerged) { e.Into = "OPS-1038" }),
+		mut("empty requester", func(e *ticketv1.TicketMerged) { e.Requester = "" }),
+	)
+	type sr = ticketv1.TicketSatisfactionRated
+	checkMutations(t, ticketv1.TypeTicketSatisfactionRated, false,
+		mut("rating 0", func(e *sr) { e.Rating = 0 }),
+		mut("rating 6", func(e *sr) { e.Rating = 6 }),
+		mut("resolution 0", func(e *sr) { e.Resolution = 0 }),
+		mut("long comment", func(e *sr) { e.Comment = strings.Repeat("x", 2001) }),
+		mut("bad rater", func(e *sr) { e.RaterID = "ada@example.com" }),
+	)
+	type ar = ticketv1.TicketAlertReceived
+	checkMutations(t, ticketv1.TypeTicketAlertReceived, false,
+		mut("empty fingerprint", func(e *ar) { e.Fingerprint = "" }),
+		mut("empty severity", func(e *ar) { e.Severity = "" }),
+		mut("raw severity", func(e *ar) { e.Severity = "warning" }),
+		mut("long fingerprint", func(e *ar) { e.Fingerprint = strings.Repeat("f", 129) }),
+		mut("long source", func(e *ar) { e.Source = strings.Repeat("s", 65) }),
+		mut("65 labels", func(e *ar) {
+			e.Labels = map[string]string{}
+			for _, n := range numbered("l", 65) {
+				e.Labels[n] = "x"
+			}
+		}),
+		mut("empty label name", func(e *ar) { e.Labels[""] = "x" }),
+		mut("long title", func(e *ar) { e.Title = strings.Repeat("x", 201) }),
+		mut("relative url", func(e *ar) { e.URL = "/alerts/1" }),
+	)
+	checkMutations(t, ticketv1.TypeTicketRequesterIdentified, false,
+		mut("no requester", func(e *ticketv1.TicketRequesterIdentified) { e.RequesterID = "" }),
+	)
+	type su = intakev1.SettingsUpdated
+	checkMutations(t, intakev1.TypeSettingsUpdated, false,
+		mut("negative reopen window", func(e *su) { e.ReopenWindowDays = -1 }),
+		mut("reopen window over a year", func(e *su) { e.ReopenWindowDays = 366 }),
+		mut("auto close over a year", func(e *su) { e.AutoCloseDays = 366 }),
+		mut("unknown policy", func(e *su) { e.UnknownSenders = "drop" }),
+		mut("bad address", func(e *su) { e.InboundAddresses = []string{"help"} }),
+		mut("duplicate address", func(e *su) { e.InboundAddresses = []string{"help@acme.example", "help@acme.example"} }),
+		mut("21 addresses", func(e *su) {
+			e.InboundAddresses = nil
+			for _, n := range numbered("help", 21) {
+				e.InboundAddresses = append(e.InboundAddresses, n+"@acme.example")
+			}
+		}),
+		mut("schema not an object", func(e *su) { e.CustomFieldsSchema = json.RawMessage(`"object"`) }),
+	)
+
+	// Malformed timestamps are caught because formats are asserted.
+	for _, typ := range []string{ticketv1.TypeTicketResolved, ticketv1.TypeTicketAlertReceived, intakev1.TypeSettingsUpdated} {
+		c := contractFor(t, typ)
+		b, _ := json.Marshal(c.Example())
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range m {
+			if s, ok := v.(string); !ok || !strings.HasPrefix(s, "2025-") {
+				continue
+			}
+			m[k] = "yesterday"
+			bad, _ := json.Marshal(m)
+			if err := validate(compile(t, c), bad); err == nil {
+				t.Errorf("%s: accepted %s yesterday: %s", typ, k, bad)
+			}
+			m[k] = v
+		}
+	}
+}
+
+// TestTicketSchemasAcceptEdgeValues checks the ticket schemas are not
+// tighter than the Go types and the domain allow.
+func TestTicketSchemasAcceptEdgeValues(t *testing.T) {
+	type tc = ticketv1.TicketCreated
+	checkMutations(t, ticketv1.TypeTicketCreated, true,
+		mut("none of the new fields", func(e *tc) {
+			e.Category, e.Tags, e.ConfigItems, e.Watchers = "", nil, nil, nil
+			e.CustomFields, e.FollowUpOf, e.MessageID = nil, "", ""
+		}),
+		mut("50 tags", func(e *tc) { e.Tags = numbered("t", 50) }),
+		mut("namespaced tag", func(e *tc) { e.Tags = []string{"env:prod", "site/berlin-2", "v1.2_x"} }),
+		mut("empty custom fields", func(e *tc) { e.CustomFields = json.RawMessage(`{}`) }),
+	)
+	type tu = ticketv1.TicketUpdated
+	checkMutations(t, ticketv1.TypeTicketUpdated, true,
+		mut("only the title", func(e *tu) { *e = ticketv1.TicketUpdated{Title: new("Printer fixed?")} }),
+		mut("description cleared", func(e *tu) { *e = ticketv1.TicketUpdated{Description: new("")} }),
+		mut("category cleared", func(e *tu) { *e = ticketv1.TicketUpdated{Category: new("")} }),
+		mut("every tag removed", func(e *tu) { *e = ticketv1.TicketUpdated{Tags: new([]string{})} }),
+		mut("impact, priority unchanged", func(e *tu) { *e = ticketv1.TicketUpdated{Impact: new(ticketv1.LevelLow)} }),
+		mut("urgency and priority", func(e *tu) {
+			*e = ticketv1.TicketUpdated{Urgency: new(ticketv1.LevelLow), Priority: new(ticketv1.PriorityP4)}
+		}),
+		mut("custom fields only", func(e *tu) { *e = ticketv1.TicketUpdated{CustomFields: json.RawMessage(`{}`)} }),
+	)
+	for _, s := range []string{
+		ticketv1.StatusNew, ticketv1.StatusOpen, ticketv1.StatusInProgress, ticketv1.StatusPending,
+		ticketv1.StatusResolved, ticketv1.StatusClosed, ticketv1.StatusCancelled,
+	} {
+		checkMutations(t, ticketv1.TypeTicketCancelled, true,
+			mut("from "+s, func(e *ticketv1.TicketCancelled) { e.From = s }))
+	}
+	for _, k := range []string{
+		ticketv1.LinkParent, ticketv1.LinkChild, ticketv1.LinkDuplicateOf, ticketv1.LinkDuplicatedBy,
+		ticketv1.LinkCausedBy, ticketv1.LinkCauses, ticketv1.LinkRelated, ticketv1.LinkFollowUpOf, ticketv1.LinkFollowedUpBy,
+	} {
+		checkMutations(t, ticketv1.TypeTicketLinked, true,
+			mut(k, func(e *ticketv1.TicketLinked) { e.Kind = k }))
+	}
+	for _, r := range []string{ticketv1.CloseManual, ticketv1.CloseAuto, ticketv1.CloseMerged} {
+		checkMutations(t, ticketv1.TypeTicketClosed, true,
+			mut(r, func(e *ticketv1.TicketClosed) { e.Reason = r }))
+	}
+	type cm = ticketv1.TicketCommented
+	checkMutations(t, ticketv1.TypeTicketCommented, true,
+		mut("public reply by an unknown requester by mail", func(e *cm) {
+			e.Internal, e.AuthorID, e.AuthorRole, e.Channel = false, "", ticketv1.AuthorRequester, ticketv1.ChannelEmail
+			e.Author = "Ada Lovelace <ada@example.com>"
+		}),
+		mut("system note", func(e *cm) { e.AuthorID, e.AuthorRole, e.Author = "", ticketv1.AuthorSystem, "OpsDesk" }),
+		mut("body of 64 KiB", func(e *cm) { e.Body = strings.Repeat("x", 65536) }),
+		mut("no attachments", func(e *cm) { e.AttachmentIDs = nil }),
+	)
+	type aa = ticketv1.TicketAttachmentAdded
+	checkMutations(t, ticketv1.TypeTicketAttachmentAdded, true,
+		mut("empty file", func(e *aa) { e.Size = 0 }),
+		mut("sniffed text", func(e *aa) { e.ContentType = "text/plain; charset=utf-8" }),
+		mut("vendor type", func(e *aa) {
+			e.ContentType = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+		}),
+		mut("public, listed, loose", func(e *aa) { e.Internal, e.Inline, e.CommentID = false, false, "" }),
+	)
+	for r := 1; r <= 5; r++ {
+		checkMutations(t, ticketv1.TypeTicketSatisfactionRated, true,
+			mut(strconv.Itoa(r), func(e *ticketv1.TicketSatisfactionRated) { e.Rating = r }))
+	}
+	checkMutations(t, ticketv1.TypeTicketAlertReceived, true,
+		mut("bare alert", func(e *ticketv1.TicketAlertReceived) { e.GroupKey, e.Labels, e.URL = "", nil, "" }),
+	)
+	type su = intakev1.SettingsUpdated
+	checkMutations(t, intakev1.TypeSettingsUpdated, true,
+		mut("zero days", func(e *su) { e.ReopenWindowDays, e.AutoCloseDays = 0, 0 }),
+		mut("a year", func(e *su) { e.ReopenWindowDays, e.AutoCloseDays = 365, 365 }),
+		mut("no custom fields, no addresses", func(e *su) { e.CustomFieldsSchema, e.InboundAddresses = nil, nil }),
+		mut("reject", func(e *su) { e.UnknownSenders = intakev1.UnknownSendersReject }),
+	)
+}
+
+// numbered returns n distinct valid tokens prefix0, prefix1, ...
+func numbered(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + strconv.Itoa(i)
+	}
+	return out
 }
