@@ -44,6 +44,10 @@ type Config struct {
 	OnAPITokenUse func(tokenID, tenant string, at time.Time)
 }
 
+// Directory returns the state the authenticator follows: tenants by slug
+// and users by e-mail for the services that need them (intake's mail).
+func (a *Authenticator) Directory() *State { return a.cfg.State }
+
 // Authenticator verifies the credential of a request.
 type Authenticator struct {
 	cfg    Config

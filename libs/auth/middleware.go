@@ -230,7 +230,8 @@ func SpecPermissions(spec []byte) ([]Operation, error) {
 // AllPermissions lists every permission routes may require.
 var AllPermissions = []Permission{
 	PermPublic, PermAuthenticated,
-	PermTicketsCreate, PermTicketsRead, PermTicketsReadAll,
+	PermTicketsCreate, PermTicketsRead, PermTicketsReadAll, PermTicketsComment, PermTicketsWork,
+	PermIntakeManage, PermAlertsIngest, PermEmailIngest,
 	PermUsersRead, PermUsersManage, PermGroupsRead, PermGroupsManage,
 	PermTenantsRead, PermTenantsManage, PermTokensManage, PermPlatformOperate,
 }

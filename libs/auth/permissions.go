@@ -19,6 +19,11 @@ const (
 	PermTicketsCreate   Permission = "tickets:create"
 	PermTicketsRead     Permission = "tickets:read"     // one's own tickets (requesters), or all with read_all
 	PermTicketsReadAll  Permission = "tickets:read_all" // every ticket of the tenant
+	PermTicketsComment  Permission = "tickets:comment"  // reply on one's own tickets, or on all with read_all
+	PermTicketsWork     Permission = "tickets:work"     // run the lifecycle, edit, link, write internal notes
+	PermIntakeManage    Permission = "intake:manage"    // a tenant's intake settings and quarantine
+	PermAlertsIngest    Permission = "alerts:ingest"    // post monitoring alerts
+	PermEmailIngest     Permission = "email:ingest"     // post inbound mail (a mail provider's webhook)
 	PermUsersRead       Permission = "users:read"
 	PermUsersManage     Permission = "users:manage"
 	PermGroupsRead      Permission = "groups:read"
@@ -43,10 +48,11 @@ var Roles = []string{RoleRequester, RoleAgent, RoleSupervisor, RoleAdmin}
 // rolePermissions is what each role may do in a tenant. Each role has the
 // permissions of the roles before it.
 var rolePermissions = func() map[string][]Permission {
-	requester := []Permission{PermTicketsCreate, PermTicketsRead, PermTenantsRead}
-	agent := append(append([]Permission{}, requester...), PermTicketsReadAll, PermUsersRead, PermGroupsRead)
+	requester := []Permission{PermTicketsCreate, PermTicketsRead, PermTicketsComment, PermTenantsRead}
+	agent := append(append([]Permission{}, requester...), PermTicketsReadAll, PermTicketsWork, PermUsersRead, PermGroupsRead)
 	supervisor := append(append([]Permission{}, agent...), PermGroupsManage)
-	admin := append(append([]Permission{}, supervisor...), PermUsersManage, PermTenantsManage, PermTokensManage)
+	admin := append(append([]Permission{}, supervisor...), PermUsersManage, PermTenantsManage, PermTokensManage,
+		PermIntakeManage, PermAlertsIngest, PermEmailIngest)
 	return map[string][]Permission{
 		RoleRequester:  requester,
 		RoleAgent:      agent,
@@ -63,7 +69,8 @@ func RolePermissions(role string) []Permission {
 // Scopes are the permissions an API token may carry: what integrations do.
 // Managing users, tenants and tokens, and operating the platform, need a
 // person.
-var Scopes = []Permission{PermTicketsCreate, PermTicketsRead, PermTicketsReadAll, PermUsersRead, PermGroupsRead, PermTenantsRead}
+var Scopes = []Permission{PermTicketsCreate, PermTicketsRead, PermTicketsReadAll, PermTicketsComment, PermTicketsWork,
+	PermAlertsIngest, PermEmailIngest, PermUsersRead, PermGroupsRead, PermTenantsRead}
 
 // ValidRole reports whether r is a role.
 func ValidRole(r string) bool { _, ok := rolePermissions[r]; return ok }

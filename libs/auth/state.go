@@ -30,6 +30,7 @@ type State struct {
 	users    map[string]*userState
 	sessions map[string]time.Time // revoked session id -> when
 	tokens   map[string]*tokenState
+	emails   map[string]string // tenant + "\x00" + lower-case e-mail -> user id
 	lastSeq  uint64
 	pruned   time.Time
 }
@@ -40,7 +41,8 @@ type tenantState struct {
 }
 
 type userState struct {
-	tenant                string
+	tenant, email         string
+	roles                 []string
 	suspended, offboarded bool
 	notBefore             time.Time // tokens issued before are invalid
 }
@@ -60,6 +62,7 @@ func NewState() *State {
 		users:    map[string]*userState{},
 		sessions: map[string]time.Time{},
 		tokens:   map[string]*tokenState{},
+		emails:   map[string]string{},
 	}
 }
 
@@ -109,13 +112,17 @@ func (s *State) Apply(e es.Event) error {
 		if err := decode(e, &p); err != nil {
 			return err
 		}
-		s.user(p.UserID, tenant)
+		u := s.user(p.UserID, tenant)
+		u.email, u.roles = strings.ToLower(p.Email), append([]string(nil), p.Roles...)
+		s.emails[tenant+"\x00"+u.email] = p.UserID
 	case identityv1.TypeUserRolesChanged:
 		var p identityv1.UserRolesChanged
 		if err := decode(e, &p); err != nil {
 			return err
 		}
-		s.user(p.UserID, tenant).invalidateBefore(p.At)
+		u := s.user(p.UserID, tenant)
+		u.roles = append([]string(nil), p.Roles...)
+		u.invalidateBefore(p.At)
 	case identityv1.TypeUserAccessRevoked:
 		var p identityv1.UserAccessRevoked
 		if err := decode(e, &p); err != nil {
@@ -182,6 +189,31 @@ func decode(e es.Event, into any) error {
 		return fmt.Errorf("auth: decode %s event %s (seq %d): %w", e.Type, e.ID, e.Sequence, err)
 	}
 	return nil
+}
+
+// TenantBySlug returns the id of the tenant with slug (or id ref).
+func (s *State) TenantBySlug(ref string) (string, bool) { return s.resolveTenant(ref) }
+
+// TenantSlug returns a tenant's slug.
+func (s *State) TenantSlug(id string) (string, bool) {
+	t, ok := s.tenantFacts(id)
+	return t.slug, ok && t.slug != ""
+}
+
+// UserByEmail returns the active user of tenant with the e-mail address
+// (any case) and the user's roles; offboarded users are not found.
+func (s *State) UserByEmail(tenant, email string) (id string, roles []string, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	id, ok = s.emails[tenant+"\x00"+strings.ToLower(email)]
+	if !ok {
+		return "", nil, false
+	}
+	u := s.users[id]
+	if u == nil || u.offboarded {
+		return "", nil, false
+	}
+	return id, append([]string(nil), u.roles...), true
 }
 
 // tenant returns the tenant's entry, creating an empty one for a tenant

@@ -56,6 +56,17 @@ type Auth struct {
 	JWKSURL string `env:"OPSDESK_AUTH_JWKS_URL"`
 }
 
+// Mail configures mail: the domain of help-desk addresses and of OpsDesk's
+// Message-IDs, and intake's SMTP listener.
+type Mail struct {
+	// Domain makes each tenant's default help-desk address
+	// <slug>@Domain, and ends every Message-ID OpsDesk writes.
+	Domain string `env:"OPSDESK_MAIL_DOMAIN"`
+	// SMTPAddr is where intake's SMTP listener accepts inbound mail,
+	// host:port; "off" disables it.
+	SMTPAddr string `env:"OPSDESK_SMTP_ADDR"`
+}
+
 // Secrets holds the installation's secret key.
 type Secrets struct {
 	// Key is 32 bytes of base64 (openssl rand -base64 32), shared by every
@@ -155,6 +166,7 @@ type Config struct {
 	Runtime
 	Auth
 	Secrets
+	Mail
 }
 
 // Default returns the defaults every setting starts from.
@@ -178,6 +190,7 @@ func Default() Config {
 		Postgres:  Postgres{MaxConns: 10},
 		Telemetry: Telemetry{SampleRatio: 1, LogLevel: slog.LevelInfo},
 		Runtime:   Runtime{Target: []string{TargetAll}, DataDir: "./.data"},
+		Mail:      Mail{Domain: "opsdesk.localhost", SMTPAddr: "127.0.0.1:2525"},
 	}
 }
 
@@ -190,6 +203,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.HTTP.ShutdownTimeout, "http.shutdown-timeout", d.HTTP.ShutdownTimeout, "how long shutdown waits for in-flight requests (env OPSDESK_HTTP_SHUTDOWN_TIMEOUT)")
 	fs.Var(&listValue{p: &c.HTTP.TrustedProxies}, "http.trusted-proxies", "CIDRs of reverse proxies whose X-Forwarded-For is trusted, comma-separated (env OPSDESK_HTTP_TRUSTED_PROXIES)")
 	fs.StringVar(&c.Auth.JWKSURL, "auth.jwks-url", d.Auth.JWKSURL, "URL of identity's JWKS; empty: this process's listener (env OPSDESK_AUTH_JWKS_URL)")
+	fs.StringVar(&c.Mail.Domain, "mail.domain", d.Mail.Domain, "domain of help-desk addresses (<tenant-slug>@domain) and Message-IDs (env OPSDESK_MAIL_DOMAIN)")
+	fs.StringVar(&c.Mail.SMTPAddr, "smtp.addr", d.Mail.SMTPAddr, "intake's inbound SMTP listen address, host:port, or off (env OPSDESK_SMTP_ADDR)")
 	fs.StringVar(&c.Secrets.Key, "secret-key", d.Secrets.Key, "installation secret key, base64 of 32 bytes; prefer the env var (env OPSDESK_SECRET_KEY)")
 
 	fs.StringVar(&c.NATS.URL, "nats.url", d.NATS.URL, "external NATS URL(s); empty runs an embedded server (env OPSDESK_NATS_URL)")

@@ -58,6 +58,8 @@ func TestEnvironment(t *testing.T) {
 		"OPSDESK_LOG_LEVEL":             "debug",
 		"OPSDESK_TARGET":                "intake, triage",
 		"OPSDESK_DATA_DIR":              "/var/lib/opsdesk",
+		"OPSDESK_MAIL_DOMAIN":           "help.example.com",
+		"OPSDESK_SMTP_ADDR":             "0.0.0.0:25",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +75,7 @@ func TestEnvironment(t *testing.T) {
 		Postgres:  config.Postgres{URL: "postgres://u:p@db:5432/opsdesk", MaxConns: 20},
 		Telemetry: config.Telemetry{ServiceName: "opsdesk-dev", OTLPEndpoint: "http://collector:4318", SampleRatio: 0.25, LogLevel: slog.LevelDebug},
 		Runtime:   config.Runtime{Target: []string{"intake", "triage"}, DataDir: "/var/lib/opsdesk"},
+		Mail:      config.Mail{Domain: "help.example.com", SMTPAddr: "0.0.0.0:25"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load() = %+v\nwant      %+v", got, want)

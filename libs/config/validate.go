@@ -20,6 +20,9 @@ func setting(envVar, flagName string) string {
 	return envVar + " (-" + flagName + ")"
 }
 
+// domainRE accepts DNS names of at least two labels.
+var domainRE = regexp.MustCompile(`^(?i)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$`)
+
 // Validate reports every invalid setting, each error naming the setting's
 // environment variable and flag. Secrets (DATABASE_URL, credentials in
 // URLs) are never repeated in the message.
@@ -42,6 +45,16 @@ func (c Config) Validate() error {
 	for _, cidr := range c.HTTP.TrustedProxies {
 		if _, _, err := net.ParseCIDR(cidr); err != nil {
 			bad("OPSDESK_HTTP_TRUSTED_PROXIES", "http.trusted-proxies", "%q is not a CIDR such as 10.0.0.0/8", cidr)
+		}
+	}
+
+	// Mail
+	if d := c.Mail.Domain; !domainRE.MatchString(d) {
+		bad("OPSDESK_MAIL_DOMAIN", "mail.domain", "%q is not a domain name such as opsdesk.example.com", d)
+	}
+	if a := c.Mail.SMTPAddr; a != "off" {
+		if err := checkHostPort(a); err != nil {
+			bad("OPSDESK_SMTP_ADDR", "smtp.addr", "%q %v (or off)", a, err)
 		}
 	}
 

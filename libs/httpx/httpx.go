@@ -17,6 +17,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -114,9 +115,38 @@ func New(cfg Config, log *slog.Logger) *echo.Echo {
 		otelecho.Middleware("", otelecho.WithSkipper(isProbe)),
 		accessLog(log),
 		recoverPanics(log),
-		middleware.BodyLimit(cfg.BodyLimit),
+		bodyLimit(e, cfg.BodyLimit),
 	)
 	return e
+}
+
+// largeBodies holds, per Echo, the routes allowed a larger body than the
+// listener's limit (uploads, raw mail), as middlewares by "METHOD path".
+var largeBodies sync.Map // *echo.Echo -> *sync.Map[string]echo.MiddlewareFunc
+
+// AllowBody lets the route method path (Echo form, /v1/tickets/:id/files)
+// of e take bodies up to limit ("25M") instead of the listener's limit. The
+// handler must still bound what it reads; this only lifts the gate.
+func AllowBody(e *echo.Echo, method, path, limit string) {
+	m, _ := largeBodies.LoadOrStore(e, &sync.Map{})
+	m.(*sync.Map).Store(method+" "+path, middleware.BodyLimit(limit))
+}
+
+// bodyLimit caps request bodies at limit, or at the route's own limit set
+// with AllowBody. It runs after routing, so c.Path() names the route.
+func bodyLimit(e *echo.Echo, limit string) echo.MiddlewareFunc {
+	def := middleware.BodyLimit(limit)
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		limited := def(next)
+		return func(c echo.Context) error {
+			if m, ok := largeBodies.Load(e); ok {
+				if mw, ok := m.(*sync.Map).Load(c.Request().Method + " " + c.Path()); ok {
+					return mw.(echo.MiddlewareFunc)(next)(c)
+				}
+			}
+			return limited(c)
+		}
+	}
 }
 
 // ipExtractor takes the client address from X-Forwarded-For only as far as

@@ -115,7 +115,9 @@ func readable(v any) any {
 	case rv.Kind() == reflect.Struct:
 		m := make(map[string]any, rv.NumField())
 		for i := range rv.NumField() {
-			if f := rv.Type().Field(i); f.IsExported() {
+			// Hooks (clocks, callbacks) are wiring, not settings, and
+			// JSON cannot encode them.
+			if f := rv.Type().Field(i); f.IsExported() && f.Type.Kind() != reflect.Func && f.Type.Kind() != reflect.Chan {
 				m[f.Name] = readable(rv.Field(i).Interface())
 			}
 		}

@@ -156,6 +156,7 @@ func (p *Platform) Deps(name string) runtime.Deps {
 			Replicas:        p.cfg.NATS.Replicas,
 			DuplicateWindow: p.cfg.NATS.DuplicateWindow,
 		},
+		Mail: runtime.Mail{Domain: p.cfg.Mail.Domain, SMTPAddr: p.cfg.Mail.SMTPAddr},
 	}
 }
 

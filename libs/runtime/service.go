@@ -43,6 +43,15 @@ type Deps struct {
 	// (OPSDESK_NATS_REPLICAS, OPSDESK_NATS_DUPLICATE_WINDOW); zero fields
 	// leave the service's defaults.
 	Streams Streams
+	// Mail is the mail domain and SMTP listen address (OPSDESK_MAIL_DOMAIN,
+	// OPSDESK_SMTP_ADDR); zero fields leave the service's defaults.
+	Mail Mail
+}
+
+// Mail are the shared mail settings.
+type Mail struct {
+	Domain   string
+	SMTPAddr string
 }
 
 // Streams are stream settings shared by every service.
