@@ -1,10 +1,11 @@
 package ticket
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
+
 	"unicode/utf8"
 
 	ticketv1 "github.com/opsdesk/opsdesk/api/events/ticket/v1"
@@ -32,7 +33,17 @@ type Create struct {
 	// RequesterID is the requester's user id, when known.
 	RequesterID string
 	Channel     string
-	At          time.Time
+	// Classification; optional.
+	Category     string
+	Tags         []string
+	ConfigItems  []string
+	Watchers     []string
+	CustomFields json.RawMessage
+	// FollowUpOf is the ticket this one follows up; MessageID the mail
+	// that opened it.
+	FollowUpOf string
+	MessageID  string
+	At         time.Time
 }
 
 // FieldError names one invalid field of a command.
@@ -72,17 +83,13 @@ func (c Create) Validate() error {
 	if !ticketTypes[c.Type] {
 		bad("type", "must be one of incident, service_request, problem, change")
 	}
-	switch n := utf8.RuneCountInString(c.Title); {
-	case strings.TrimSpace(c.Title) == "":
-		bad("title", "must not be blank")
-	case n > MaxTitle:
-		bad("title", fmt.Sprintf("must be at most %d characters", MaxTitle))
-	case strings.ContainsFunc(c.Title, unicode.IsControl):
-		bad("title", "must be a single line without control characters")
-	}
-	if utf8.RuneCountInString(c.Description) > MaxDescription {
-		bad("description", fmt.Sprintf("must be at most %d characters", MaxDescription))
-	}
+	var title fields
+	checkTitle(&title, c.Title)
+	errs = append(errs, title...)
+	var text fields
+	text.maxLen("description", c.Description, MaxDescription)
+	text.maxLen("requester", c.Requester, 1<<20) // length checked below; NUL and UTF-8 here
+	errs = append(errs, text...)
 	if !levels[c.Impact] {
 		bad("impact", "must be one of low, medium, high")
 	}
@@ -101,6 +108,9 @@ func (c Create) Validate() error {
 	if c.Channel == "" || len(c.Channel) > MaxChannel {
 		bad("channel", fmt.Sprintf("must be 1 to %d characters", MaxChannel))
 	}
+	var class fields
+	checkClassification(&class, &c.Category, NormalizeTags(c.Tags), c.ConfigItems, c.Watchers, c.CustomFields)
+	errs = append(errs, class...)
 	if len(errs) > 0 {
 		return &ValidationError{Fields: errs}
 	}
@@ -148,6 +158,50 @@ func DecideCreate(t Ticket, c Create) ([]any, error) {
 		Channel:     c.Channel,
 		// Postgres keeps microseconds: truncating here makes the event, the
 		// read model and keyset cursors agree on the exact instant.
-		CreatedAt: c.At.UTC().Truncate(time.Microsecond),
+		CreatedAt:    c.At.UTC().Truncate(time.Microsecond),
+		Category:     c.Category,
+		Tags:         NormalizeTags(c.Tags),
+		ConfigItems:  sortedSet(c.ConfigItems),
+		Watchers:     sortedSet(c.Watchers),
+		CustomFields: customFields(c.CustomFields),
+		FollowUpOf:   c.FollowUpOf,
+		MessageID:    c.MessageID,
 	}}, nil
+}
+
+// customFields stores an empty object as no custom fields.
+func customFields(raw json.RawMessage) json.RawMessage {
+	if raw == nil || jsonEqual(raw, json.RawMessage(`{}`)) {
+		return nil
+	}
+	return compact(raw)
+}
+
+// FollowUp is the create command of a follow-up of old: same requester,
+// type and classification, linked to old, with text saying why. The caller
+// allocates ID and Number as for any create.
+func FollowUp(old Ticket, description, channel string, at time.Time) Create {
+	title := "Follow-up to " + old.Number + ": " + old.Title
+	if utf8.RuneCountInString(title) > MaxTitle {
+		title = string([]rune(title)[:MaxTitle-1]) + "…"
+	}
+	return Create{
+		Type: old.Type, Title: title, Description: description, Impact: old.Impact, Urgency: old.Urgency,
+		Requester: old.Requester, RequesterID: old.RequesterID, Channel: channel,
+		Category: old.Category, Tags: old.Tags, ConfigItems: old.ConfigItems, Watchers: old.Watchers,
+		FollowUpOf: old.ID, At: at,
+	}
+}
+
+// DecideFollowUp creates the follow-up c of old and links old to it.
+func DecideFollowUp(old Ticket, c Create) (forNew, forOld []any, err error) {
+	if !old.Exists() {
+		return nil, nil, ErrNotFound
+	}
+	forNew, err = DecideCreate(Ticket{}, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	forNew = append(forNew, ticketv1.TicketLinked{Kind: ticketv1.LinkFollowUpOf, Target: old.ID, TargetNumber: old.Number})
+	return forNew, []any{ticketv1.TicketLinked{Kind: ticketv1.LinkFollowedUpBy, Target: c.ID, TargetNumber: c.Number}}, nil
 }
