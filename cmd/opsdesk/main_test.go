@@ -49,6 +49,7 @@ func TestRunAllInOne(t *testing.T) {
 		"DATABASE_URL":      dbURL,
 		"OPSDESK_NATS_PORT": "-1",
 		"OPSDESK_DATA_DIR":  t.TempDir(),
+		"OPSDESK_SMTP_ADDR": "127.0.0.1:0",
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -220,7 +221,7 @@ func TestRunAgainstAClusterNeedsASecretKey(t *testing.T) {
 	srv := natstest.Start(t)
 	_, dbURL := pgtest.NewDB(t)
 	env := map[string]string{"DATABASE_URL": dbURL, "OPSDESK_NATS_URL": srv.URL(), "OPSDESK_DATA_DIR": t.TempDir(),
-		"OPSDESK_HTTP_ADDR": "127.0.0.1:0"}
+		"OPSDESK_HTTP_ADDR": "127.0.0.1:0", "OPSDESK_SMTP_ADDR": "127.0.0.1:0"}
 	var stdout, stderr syncBuffer
 	c := &cli{stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return env[k] }}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -167,6 +167,18 @@ func (b *banner) write(w io.Writer) {
 	if pg := b.pg.String(); pg != "" {
 		fmt.Fprintf(&s, "  Postgres:       %s\n", pg)
 	}
+	if slices.Contains(b.services, "intake") && b.cfg.Mail.SMTPAddr != "off" {
+		tenant := identity.DemoTenant
+		if boot := b.boot.get(); boot != nil {
+			tenant = boot.Tenant
+		}
+		addr := b.cfg.Mail.SMTPAddr
+		if a, ok := smtpListening.Load().(string); ok {
+			addr = a // the bound address, when the listener is up (port 0 picks one)
+		}
+		fmt.Fprintf(&s, "  Inbound mail:   smtp://%s   (mail to %s@%s opens a ticket; webhook POST /v1/inbound/email)\n",
+			addr, tenant, b.cfg.Mail.Domain)
+	}
 	if boot := b.boot.get(); boot != nil {
 		fmt.Fprintf(&s, "  First start:    created tenant %q with admin %s\n", boot.Tenant, boot.AdminEmail)
 		if boot.GeneratedPassword != "" {

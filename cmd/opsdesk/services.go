@@ -5,6 +5,7 @@ import (
 	"flag"
 	"slices"
 	"sort"
+	"sync/atomic"
 
 	"github.com/opsdesk/opsdesk/libs/config"
 	"github.com/opsdesk/opsdesk/libs/runtime"
@@ -33,6 +34,9 @@ type service struct {
 // are a generated secret key and the demo tenant; in a deployment against a
 // real cluster both would be dangerous (every pod its own key).
 func devMode(cfg config.Config) bool { return cfg.NATS.URL == "" }
+
+// smtpListening is the address intake's SMTP listener bound, for the banner.
+var smtpListening atomic.Value
 
 // newServices returns every service with its configuration section; the
 // sections are filled by config.Load. boot is told what identity's first
@@ -82,7 +86,9 @@ func newServices(boot func(identity.Bootstrapped), demo func() bool) []*service 
 			},
 			config: func() any { return intakeCfg },
 			build: func(ctx context.Context, d runtime.Deps) (runtime.Service, error) {
-				return intake.New(ctx, intakeCfg, d)
+				c := intakeCfg
+				c.OnSMTP = func(addr string) { smtpListening.Store(addr) }
+				return intake.New(ctx, c, d)
 			},
 			rebuild: map[string]func(context.Context, runtime.Deps) error{
 				intake.TicketsProjection: func(ctx context.Context, d runtime.Deps) error {

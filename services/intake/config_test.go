@@ -3,6 +3,7 @@ package intake_test
 import (
 	"context"
 	"flag"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func TestConfigFromEnvAndFlags(t *testing.T) {
 	want := intake.DefaultConfig()
 	want.ReadWait = 5 * time.Second // env
 	want.NumberBlock = 64           // flag wins over env
-	if cfg != want {
+	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("config %+v, want %+v", cfg, want)
 	}
 }

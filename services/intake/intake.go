@@ -17,18 +17,30 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"strconv"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	intakev1 "github.com/opsdesk/opsdesk/api/events/intake/v1"
 	ticketv1 "github.com/opsdesk/opsdesk/api/events/ticket/v1"
 	"github.com/opsdesk/opsdesk/libs/deadletter"
 	"github.com/opsdesk/opsdesk/libs/es/jsstore"
+	"github.com/opsdesk/opsdesk/libs/httpx"
 	"github.com/opsdesk/opsdesk/libs/natsx"
 	"github.com/opsdesk/opsdesk/libs/pgdb"
 	"github.com/opsdesk/opsdesk/libs/projection"
 	"github.com/opsdesk/opsdesk/libs/runtime"
 	"github.com/opsdesk/opsdesk/services/intake/internal/adapters/jsadapter"
+	"github.com/opsdesk/opsdesk/services/intake/internal/adapters/pgstore"
+	"github.com/opsdesk/opsdesk/services/intake/internal/adapters/smtpin"
+	"github.com/opsdesk/opsdesk/services/intake/internal/app/autoclose"
+	"github.com/opsdesk/opsdesk/services/intake/internal/app/channels"
 	"github.com/opsdesk/opsdesk/services/intake/internal/app/command"
 	"github.com/opsdesk/opsdesk/services/intake/internal/app/query"
+	"github.com/opsdesk/opsdesk/services/intake/internal/app/settings"
+	"github.com/opsdesk/opsdesk/services/intake/internal/mail"
 	httpport "github.com/opsdesk/opsdesk/services/intake/internal/ports/http"
 	"github.com/opsdesk/opsdesk/services/intake/internal/projections/tickets"
 	"github.com/opsdesk/opsdesk/services/intake/migrations"
@@ -68,6 +80,25 @@ type Config struct {
 	// ProjectionBatch is how many events the projection applies per
 	// transaction.
 	ProjectionBatch int `yaml:"projection_batch" env:"PROJECTION_BATCH"`
+	// MaxAttachmentBytes bounds one attached file (413 above).
+	MaxAttachmentBytes int64 `yaml:"max_attachment_bytes" env:"MAX_ATTACHMENT_BYTES"`
+	// MaxMessageBytes bounds one inbound mail (SMTP 552, HTTP 413) and one
+	// upload request.
+	MaxMessageBytes int64 `yaml:"max_message_bytes" env:"MAX_MESSAGE_BYTES"`
+	// SettingsTTL is how long a process trusts its copy of a tenant's
+	// intake settings.
+	SettingsTTL time.Duration `yaml:"settings_ttl" env:"SETTINGS_TTL"`
+	// AutoCloseInterval is how often resolved tickets past their
+	// auto-close time are looked for.
+	AutoCloseInterval time.Duration `yaml:"auto_close_interval" env:"AUTO_CLOSE_INTERVAL"`
+	// MailDomain and SMTPAddr come from the shared configuration
+	// (OPSDESK_MAIL_DOMAIN, OPSDESK_SMTP_ADDR) through runtime.Deps.Mail.
+	MailDomain string `yaml:"-"`
+	SMTPAddr   string `yaml:"-"`
+	// Now is the clock (time.Now when nil); tests move it.
+	Now func() time.Time `yaml:"-"`
+	// OnSMTP, when set, is told the SMTP listener's address once it listens.
+	OnSMTP func(addr string) `yaml:"-"`
 }
 
 // DefaultConfig returns the defaults.
@@ -79,6 +110,13 @@ func DefaultConfig() Config {
 		DuplicateWindow: 2 * time.Minute,
 		PublishTimeout:  5 * time.Second,
 		ProjectionBatch: 256,
+
+		MaxAttachmentBytes: 10 << 20,
+		MaxMessageBytes:    25 << 20,
+		SettingsTTL:        5 * time.Second,
+		AutoCloseInterval:  time.Minute,
+		MailDomain:         "opsdesk.localhost",
+		SMTPAddr:           "off", // the binaries pass OPSDESK_SMTP_ADDR (127.0.0.1:2525 by default) in Deps.Mail
 	}
 }
 
@@ -88,15 +126,29 @@ func DefaultConfig() Config {
 // OPSDESK_INTAKE_READ_WAIT and so on.
 func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	d := DefaultConfig()
-	c.Replicas, c.DuplicateWindow = d.Replicas, d.DuplicateWindow
+	c.Replicas, c.DuplicateWindow, c.MailDomain, c.SMTPAddr = d.Replicas, d.DuplicateWindow, d.MailDomain, d.SMTPAddr
 	f.DurationVar(&c.ReadWait, prefix+"read-wait", d.ReadWait, "how long a read with X-Consistency-Token waits for the read model (env OPSDESK_INTAKE_READ_WAIT)")
 	f.IntVar(&c.NumberBlock, prefix+"number-block", d.NumberBlock, "ticket numbers reserved per counter increment, per tenant (env OPSDESK_INTAKE_NUMBER_BLOCK)")
 	f.DurationVar(&c.PublishTimeout, prefix+"publish-timeout", d.PublishTimeout, "timeout of one append or counter increment (env OPSDESK_INTAKE_PUBLISH_TIMEOUT)")
 	f.IntVar(&c.ProjectionBatch, prefix+"projection-batch", d.ProjectionBatch, "events applied per projection transaction (env OPSDESK_INTAKE_PROJECTION_BATCH)")
+	f.Int64Var(&c.MaxAttachmentBytes, prefix+"max-attachment-bytes", d.MaxAttachmentBytes, "largest attached file in bytes (env OPSDESK_INTAKE_MAX_ATTACHMENT_BYTES)")
+	f.Int64Var(&c.MaxMessageBytes, prefix+"max-message-bytes", d.MaxMessageBytes, "largest inbound mail or upload in bytes (env OPSDESK_INTAKE_MAX_MESSAGE_BYTES)")
+	f.DurationVar(&c.SettingsTTL, prefix+"settings-ttl", d.SettingsTTL, "how long a process trusts its copy of a tenant's intake settings (env OPSDESK_INTAKE_SETTINGS_TTL)")
+	f.DurationVar(&c.AutoCloseInterval, prefix+"auto-close-interval", d.AutoCloseInterval, "how often resolved tickets due to close are looked for (env OPSDESK_INTAKE_AUTO_CLOSE_INTERVAL)")
 }
 
 // withStreams takes the shared stream settings (OPSDESK_NATS_REPLICAS and
 // _DUPLICATE_WINDOW) from the binary's infrastructure.
+func (c Config) withShared(s runtime.Streams, m runtime.Mail) Config {
+	if m.Domain != "" {
+		c.MailDomain = m.Domain
+	}
+	if m.SMTPAddr != "" {
+		c.SMTPAddr = m.SMTPAddr
+	}
+	return c.withStreams(s)
+}
+
 func (c Config) withStreams(s runtime.Streams) Config {
 	if s.Replicas > 0 {
 		c.Replicas = s.Replicas
@@ -128,6 +180,27 @@ func (c Config) withDefaults() Config {
 	if c.ProjectionBatch == 0 {
 		c.ProjectionBatch = d.ProjectionBatch
 	}
+	if c.MaxAttachmentBytes == 0 {
+		c.MaxAttachmentBytes = d.MaxAttachmentBytes
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = d.MaxMessageBytes
+	}
+	if c.SettingsTTL == 0 {
+		c.SettingsTTL = d.SettingsTTL
+	}
+	if c.AutoCloseInterval == 0 {
+		c.AutoCloseInterval = d.AutoCloseInterval
+	}
+	if c.MailDomain == "" {
+		c.MailDomain = d.MailDomain
+	}
+	if c.SMTPAddr == "" {
+		c.SMTPAddr = d.SMTPAddr
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	return c
 }
 
@@ -151,6 +224,18 @@ func (c *Config) Validate() error {
 	if d.ProjectionBatch < 1 || d.ProjectionBatch > 10000 {
 		bad("OPSDESK_INTAKE_PROJECTION_BATCH (-intake.projection-batch)", "%d must be between 1 and 10000", d.ProjectionBatch)
 	}
+	if d.MaxAttachmentBytes < 1 || d.MaxAttachmentBytes > d.MaxMessageBytes {
+		bad("OPSDESK_INTAKE_MAX_ATTACHMENT_BYTES (-intake.max-attachment-bytes)", "%d must be between 1 and the message limit %d", d.MaxAttachmentBytes, d.MaxMessageBytes)
+	}
+	if d.MaxMessageBytes < 1 || d.MaxMessageBytes > 1<<30 {
+		bad("OPSDESK_INTAKE_MAX_MESSAGE_BYTES (-intake.max-message-bytes)", "%d must be between 1 and 1 GiB", d.MaxMessageBytes)
+	}
+	if d.SettingsTTL < 0 || d.SettingsTTL > time.Hour {
+		bad("OPSDESK_INTAKE_SETTINGS_TTL (-intake.settings-ttl)", "%s must be between 0 and 1h", d.SettingsTTL)
+	}
+	if d.AutoCloseInterval < time.Second || d.AutoCloseInterval > 24*time.Hour {
+		bad("OPSDESK_INTAKE_AUTO_CLOSE_INTERVAL (-intake.auto-close-interval)", "%s must be between 1s and 24h", d.AutoCloseInterval)
+	}
 	if d.Replicas < 1 || d.Replicas > 5 {
 		bad("intake replicas", "%d must be between 1 and 5", d.Replicas)
 	}
@@ -166,7 +251,7 @@ func (c *Config) Validate() error {
 // starts nothing: the returned Service's Run runs the tickets projection
 // until ctx is done or Stop is called.
 func New(ctx context.Context, cfg Config, d runtime.Deps) (runtime.Service, error) {
-	cfg = cfg.withStreams(d.Streams).withDefaults()
+	cfg = cfg.withShared(d.Streams, d.Mail).withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -183,27 +268,44 @@ func New(ctx context.Context, cfg Config, d runtime.Deps) (runtime.Service, erro
 	}
 
 	connected := d.NATS.IsConnected
-	store := jsadapter.FailFastStore{
-		Store: jsstore.New(d.NATS, d.JS, jsstore.Config{
-			Context:        ticketv1.Context,
-			Stream:         ticketv1.Stream,
-			PublishTimeout: cfg.PublishTimeout,
-		}),
-		Connected: connected,
+	storeOf := func(context, stream string) jsadapter.FailFastStore {
+		return jsadapter.FailFastStore{
+			MultiAppender: jsstore.New(d.NATS, d.JS, jsstore.Config{Context: context, Stream: stream, PublishTimeout: cfg.PublishTimeout}),
+			Connected:     connected,
+		}
 	}
+	store := storeOf(ticketv1.Context, ticketv1.Stream)
+	intakeStore := storeOf(intakev1.Context, intakev1.Stream)
 	numbers := jsadapter.NewNumbers(d.JS, int64(cfg.NumberBlock), cfg.PublishTimeout, connected)
-	create, err := command.NewCreateTicketHandler(store, numbers, nil)
+	readModel := tickets.NewReadModel(d.DB)
+	state := pgstore.New(d.DB)
+	st := settings.New(intakeStore, cfg.SettingsTTL, cfg.Now)
+	create, err := command.NewCreateTicketHandler(store, numbers, cfg.Now)
 	if err != nil {
 		return nil, fmt.Errorf("intake: %w", err)
 	}
-	queries, err := query.NewHandler(tickets.NewReadModel(d.DB), runner, cfg.ReadWait)
+	create.WithIdempotency(state).WithCustomFields(st)
+	work := command.NewTickets(store, numbers, readModel, st, cfg.MailDomain, cfg.Now)
+	queries, err := query.NewHandler(readModel, runner, cfg.ReadWait)
 	if err != nil {
 		return nil, fmt.Errorf("intake: %w", err)
 	}
-	if err := httpport.Register(d.HTTP, d.Auth, httpport.NewServer(create, queries)); err != nil {
+	ch := channels.New(channels.Config{
+		MailDomain:   cfg.MailDomain,
+		Mail:         mail.Limits{MaxMessageBytes: cfg.MaxMessageBytes, MaxAttachmentBytes: cfg.MaxAttachmentBytes, MaxAttachments: 50},
+		MaxAlertBody: cfg.MaxMessageBytes,
+	}, create, work, st, state, d.Auth.Directory(), readModel, log)
+	if err := httpport.Register(d.HTTP, d.Auth, httpport.NewServer(httpport.Deps{
+		Create: create, Tickets: work, Queries: queries, Settings: st, Blobs: state, Channels: ch,
+		MailDomain: cfg.MailDomain, MaxAttachment: cfg.MaxAttachmentBytes, MaxUpload: cfg.MaxMessageBytes,
+	})); err != nil {
 		return nil, err
 	}
-	return newService(runner, log), nil
+	limit := strconv.FormatInt(cfg.MaxMessageBytes/1024+64, 10) + "K" // the multipart framing on top
+	for _, path := range []string{"/v1/tickets/:id/attachments", "/v1/inbound/email", "/v1/inbound/alerts"} {
+		httpx.AllowBody(d.HTTP, http.MethodPost, path, limit)
+	}
+	return newService(cfg, runner, work, state, ch, log), nil
 }
 
 // setup provisions streams and the schema, and builds the projection runner.
@@ -215,6 +317,14 @@ func setup(ctx context.Context, cfg Config, d runtime.Deps, log *slog.Logger) (*
 		DuplicateWindow: cfg.DuplicateWindow,
 	}); err != nil {
 		return nil, fmt.Errorf("intake: stream %s: %w", ticketv1.Stream, err)
+	}
+	if _, err := natsx.EnsureStream(ctx, d.JS, natsx.StreamConfig{
+		Name:            intakev1.Stream,
+		Subjects:        []string{intakev1.Context + ".>"},
+		Replicas:        cfg.Replicas,
+		DuplicateWindow: cfg.DuplicateWindow,
+	}); err != nil {
+		return nil, fmt.Errorf("intake: stream %s: %w", intakev1.Stream, err)
 	}
 	if err := natsx.EnsureCounterStream(ctx, d.JS, jsadapter.NumbersStream,
 		[]string{jsadapter.NumbersSubjectPrefix + ".>"}, cfg.Replicas); err != nil {
@@ -249,7 +359,7 @@ func setup(ctx context.Context, cfg Config, d runtime.Deps, log *slog.Logger) (*
 // at once and JetStream can refuse one of them (the rebuild then fails and
 // can be retried).
 func Rebuild(ctx context.Context, cfg Config, d runtime.Deps) error {
-	cfg = cfg.withStreams(d.Streams).withDefaults()
+	cfg = cfg.withShared(d.Streams, d.Mail).withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -274,14 +384,73 @@ func Rebuild(ctx context.Context, cfg Config, d runtime.Deps) error {
 	return nil
 }
 
-// newService runs the tickets projection until stopped; Stop lets the
-// in-flight batch finish.
-func newService(runner *projection.Runner, log *slog.Logger) runtime.Service {
+// newService runs the tickets projection, the auto-close sweeper and the
+// SMTP listener until stopped; Stop lets the in-flight batch finish.
+func newService(cfg Config, runner *projection.Runner, work *command.Tickets, state *pgstore.Store, ch *channels.Service, log *slog.Logger) runtime.Service {
 	return &runtime.Background{Name: "intake", Work: func(ctx context.Context) error {
 		log.Info("intake running", "projection", tickets.Name)
-		if err := runner.Run(ctx); err != nil {
-			return fmt.Errorf("intake: projection %s: %w", tickets.Name, err)
+		g, ctx := errgroup.WithContext(ctx)
+		g.Go(func() error {
+			if err := runner.Run(ctx); err != nil {
+				return fmt.Errorf("intake: projection %s: %w", tickets.Name, err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			autoclose.Run(ctx, autoclose.Config{Interval: cfg.AutoCloseInterval, Now: cfg.Now}, state, work, log)
+			return nil
+		})
+		if cfg.SMTPAddr != "off" {
+			smtp := smtpin.New(smtpin.Config{Addr: cfg.SMTPAddr, Domain: cfg.MailDomain, MaxMessageBytes: cfg.MaxMessageBytes},
+				mailBridge{ch}, mailBridge{ch}, log)
+			g.Go(func() error {
+				ln, err := smtp.Listen()
+				if err != nil {
+					return fmt.Errorf("intake: smtp listener: %w", err)
+				}
+				log.Info("smtp listening", "addr", smtp.Addr())
+				if cfg.OnSMTP != nil {
+					cfg.OnSMTP(smtp.Addr())
+				}
+				return smtp.Serve(ctx, ln)
+			})
 		}
-		return nil
+		return g.Wait()
 	}}
+}
+
+// mailBridge lets the SMTP listener hand mail to the channel layer: the
+// recipient names the tenant (<slug>@mail domain).
+type mailBridge struct{ ch *channels.Service }
+
+// CheckRecipient refuses addresses that are no tenant's.
+func (b mailBridge) CheckRecipient(_ context.Context, addr string) error {
+	if _, ok := b.ch.TenantForAddress(addr); !ok {
+		return smtpin.ErrUnknownRecipient
+	}
+	return nil
+}
+
+// Deliver processes the message once per tenant it is addressed to.
+func (b mailBridge) Deliver(ctx context.Context, env smtpin.Envelope, raw []byte) error {
+	seen := map[string]bool{}
+	for _, rcpt := range env.To {
+		tenant, ok := b.ch.TenantForAddress(rcpt)
+		if !ok || seen[tenant] {
+			continue
+		}
+		seen[tenant] = true
+		_, err := b.ch.ReceiveEmail(ctx, tenant, raw, command.Meta{Actor: "mail:" + env.From})
+		var re *channels.RejectedError
+		var tl *mail.TooLargeError
+		switch {
+		case errors.As(err, &re):
+			return &smtpin.RejectedError{Reason: re.Reason}
+		case errors.As(err, &tl):
+			return &smtpin.RejectedError{Reason: tl.Error()}
+		case err != nil:
+			return err
+		}
+	}
+	return nil
 }

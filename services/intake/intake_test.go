@@ -452,7 +452,7 @@ func testBadInput(t *testing.T, e *env) {
 		{name: "limit 500", method: "GET", path: "/v1/tickets?limit=500", status: 400, field: "limit"},
 		{name: "limit not a number", method: "GET", path: "/v1/tickets?limit=ten", status: 400, field: "limit"},
 		{name: "bad date", method: "GET", path: "/v1/tickets?created_after=yesterday", status: 400, field: "created_after"},
-		{name: "bad status", method: "GET", path: "/v1/tickets?status=open", status: 400, field: "status"},
+		{name: "bad status", method: "GET", path: "/v1/tickets?status=assigned", status: 400, field: "status"},
 		{name: "bad consistency token", method: "GET", path: "/v1/tickets", headers: []string{"X-Consistency-Token", "abc"}, status: 400, field: "X-Consistency-Token"},
 		{name: "list without credential", method: "GET", path: "/v1/tickets", tenant: "-", status: 401},
 		{name: "unknown ticket", method: "GET", path: "/v1/tickets/tk_01JB8ZQ5M6V8Y0K3W4X2N7R9TE", status: 404},

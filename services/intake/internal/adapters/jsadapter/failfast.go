@@ -12,8 +12,16 @@ import (
 // buffer the publish until it reconnects or the publish times out, and the
 // HTTP client would wait for nothing: a clear 503 with Retry-After is better.
 type FailFastStore struct {
-	es.Store
+	es.MultiAppender
 	Connected func() bool
+}
+
+// AppendAll fails fast while disconnected, else delegates.
+func (s FailFastStore) AppendAll(ctx context.Context, writes []es.Write) ([]uint64, error) {
+	if !s.Connected() {
+		return nil, fmt.Errorf("%w: append %d aggregates: not connected to NATS", es.ErrUnavailable, len(writes))
+	}
+	return s.MultiAppender.AppendAll(ctx, writes)
 }
 
 // Append fails fast while disconnected, else delegates.
@@ -21,7 +29,7 @@ func (s FailFastStore) Append(ctx context.Context, key es.Key, expected uint64, 
 	if !s.Connected() {
 		return 0, fmt.Errorf("%w: append %s: not connected to NATS", es.ErrUnavailable, key.ID)
 	}
-	return s.Store.Append(ctx, key, expected, events)
+	return s.MultiAppender.Append(ctx, key, expected, events)
 }
 
 // Load fails fast while disconnected, else delegates.
@@ -29,5 +37,5 @@ func (s FailFastStore) Load(ctx context.Context, key es.Key) ([]es.Event, uint64
 	if !s.Connected() {
 		return nil, 0, fmt.Errorf("%w: load %s: not connected to NATS", es.ErrUnavailable, key.ID)
 	}
-	return s.Store.Load(ctx, key)
+	return s.MultiAppender.Load(ctx, key)
 }

@@ -41,7 +41,52 @@ type Ticket struct {
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 	Version     int64
+
+	Category        string
+	Tags            []string
+	ConfigItems     []string
+	Watchers        []string
+	CustomFields    json.RawMessage
+	AssigneeID      string
+	PendingReason   string
+	ResolutionCode  string
+	ResolutionNote  string
+	ResolvedAt      *time.Time
+	AutoCloseAt     *time.Time
+	ReopenUntil     *time.Time
+	ClosedAt        *time.Time
+	FirstResponseAt *time.Time
+	MergedInto      string
+	FollowUpOf      string
+	Satisfaction    *int
+	Comments        int
+	Attachments     int
+	Links           []Link
 }
+
+// Link is one link of a ticket to another.
+type Link struct {
+	Kind, TargetID, TargetNumber string
+	CreatedAt                    time.Time
+}
+
+// Comment is one public reply or internal note.
+type Comment struct {
+	ID, Body, AuthorID, Author, AuthorRole, Channel string
+	Internal                                        bool
+	CreatedAt                                       time.Time
+}
+
+// Attachment is one attached file's metadata.
+type Attachment struct {
+	ID, BlobID, Filename, ContentType, SHA256, CommentID string
+	Size                                                 int64
+	Internal, Inline                                     bool
+	CreatedAt                                            time.Time
+}
+
+// Counts is the number of tickets per status.
+type Counts map[string]int
 
 // Scope is whose tickets a query may see: the tenant's, and when Requester
 // is set only those that user requested (a requester's own).
@@ -60,12 +105,17 @@ type Event struct {
 	Version  int64
 	Data     json.RawMessage
 	TraceID  string
+	Internal bool
 }
 
 // Filter selects a page of tickets, newest first.
 type Filter struct {
 	Status        string     // "" for any
 	Type          string     // "" for any
+	Requester     string     // requester's user id or address, "" for any
+	Assignee      string     // assignee's user id, "" for any
+	Tags          []string   // tickets carrying every one of these
+	Priority      string     // "" for any
 	Query         string     // full-text query, "" for none
 	CreatedAfter  *time.Time // inclusive
 	CreatedBefore *time.Time // exclusive
@@ -117,8 +167,19 @@ type ReadModel interface {
 	Ticket(ctx context.Context, s Scope, ref string) (Ticket, error)
 	// List returns one page of the scope's tickets matching f.
 	List(ctx context.Context, s Scope, f Filter) (Page, error)
-	// Events returns a ticket's history, oldest first; ErrNotFound.
+	// Events returns a ticket's history, oldest first; ErrNotFound. A
+	// requester's scope leaves out internal events.
 	Events(ctx context.Context, s Scope, ref string) ([]Event, error)
+	// Counts returns the scope's tickets per status.
+	Counts(ctx context.Context, s Scope) (Counts, error)
+	// Comments returns a ticket's comments, oldest first (a requester's
+	// scope: public ones only); ErrNotFound.
+	Comments(ctx context.Context, s Scope, ref string) ([]Comment, error)
+	// Attachments returns a ticket's attachments, oldest first (a
+	// requester's scope: public ones only); ErrNotFound.
+	Attachments(ctx context.Context, s Scope, ref string) ([]Attachment, error)
+	// Attachment returns one attachment of a ticket; ErrNotFound.
+	Attachment(ctx context.Context, s Scope, ref, id string) (Attachment, error)
 }
 
 // Waiter reports when the read model has applied a stream sequence.
@@ -175,6 +236,38 @@ func (h *Handler) Events(ctx context.Context, s Scope, ref string, token uint64)
 		return nil, err
 	}
 	return h.rm.Events(ctx, s, ref)
+}
+
+// Counts returns tickets per status once the read model reached token.
+func (h *Handler) Counts(ctx context.Context, s Scope, token uint64) (Counts, error) {
+	if err := h.wait(ctx, token); err != nil {
+		return nil, err
+	}
+	return h.rm.Counts(ctx, s)
+}
+
+// Comments returns a ticket's comments once the read model reached token.
+func (h *Handler) Comments(ctx context.Context, s Scope, ref string, token uint64) ([]Comment, error) {
+	if err := h.wait(ctx, token); err != nil {
+		return nil, err
+	}
+	return h.rm.Comments(ctx, s, ref)
+}
+
+// Attachments returns a ticket's attachments once the read model reached token.
+func (h *Handler) Attachments(ctx context.Context, s Scope, ref string, token uint64) ([]Attachment, error) {
+	if err := h.wait(ctx, token); err != nil {
+		return nil, err
+	}
+	return h.rm.Attachments(ctx, s, ref)
+}
+
+// Attachment returns one attachment's metadata once the read model reached token.
+func (h *Handler) Attachment(ctx context.Context, s Scope, ref, id string, token uint64) (Attachment, error) {
+	if err := h.wait(ctx, token); err != nil {
+		return Attachment{}, err
+	}
+	return h.rm.Attachment(ctx, s, ref, id)
 }
 
 func (h *Handler) wait(ctx context.Context, token uint64) error {

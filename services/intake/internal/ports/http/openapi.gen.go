@@ -18,7 +18,92 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 	"github.com/oapi-codegen/runtime"
+	openapi_types "github.com/oapi-codegen/runtime/types"
 )
+
+// Defines values for CommentAuthorRole.
+const (
+	Agent     CommentAuthorRole = "agent"
+	Requester CommentAuthorRole = "requester"
+	System    CommentAuthorRole = "system"
+)
+
+// Valid indicates whether the value is a known member of the CommentAuthorRole enum.
+func (e CommentAuthorRole) Valid() bool {
+	switch e {
+	case Agent:
+		return true
+	case Requester:
+		return true
+	case System:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for InboundResultOutcome.
+const (
+	Commented   InboundResultOutcome = "commented"
+	Created     InboundResultOutcome = "created"
+	Dropped     InboundResultOutcome = "dropped"
+	FollowUp    InboundResultOutcome = "follow_up"
+	Quarantined InboundResultOutcome = "quarantined"
+)
+
+// Valid indicates whether the value is a known member of the InboundResultOutcome enum.
+func (e InboundResultOutcome) Valid() bool {
+	switch e {
+	case Commented:
+		return true
+	case Created:
+		return true
+	case Dropped:
+		return true
+	case FollowUp:
+		return true
+	case Quarantined:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for IntakeSettingsUnknownSenders.
+const (
+	IntakeSettingsUnknownSendersCreateRequester IntakeSettingsUnknownSenders = "create_requester"
+	IntakeSettingsUnknownSendersReject          IntakeSettingsUnknownSenders = "reject"
+)
+
+// Valid indicates whether the value is a known member of the IntakeSettingsUnknownSenders enum.
+func (e IntakeSettingsUnknownSenders) Valid() bool {
+	switch e {
+	case IntakeSettingsUnknownSendersCreateRequester:
+		return true
+	case IntakeSettingsUnknownSendersReject:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for IntakeSettingsRequestUnknownSenders.
+const (
+	IntakeSettingsRequestUnknownSendersCreateRequester IntakeSettingsRequestUnknownSenders = "create_requester"
+	IntakeSettingsRequestUnknownSendersReject          IntakeSettingsRequestUnknownSenders = "reject"
+)
+
+// Valid indicates whether the value is a known member of the IntakeSettingsRequestUnknownSenders enum.
+func (e IntakeSettingsRequestUnknownSenders) Valid() bool {
+	switch e {
+	case IntakeSettingsRequestUnknownSendersCreateRequester:
+		return true
+	case IntakeSettingsRequestUnknownSendersReject:
+		return true
+	default:
+		return false
+	}
+}
 
 // Defines values for Level.
 const (
@@ -35,6 +120,93 @@ func (e Level) Valid() bool {
 	case Low:
 		return true
 	case Medium:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for LinkKind.
+const (
+	LinkKindCausedBy     LinkKind = "caused_by"
+	LinkKindCauses       LinkKind = "causes"
+	LinkKindChild        LinkKind = "child"
+	LinkKindDuplicateOf  LinkKind = "duplicate_of"
+	LinkKindDuplicatedBy LinkKind = "duplicated_by"
+	LinkKindFollowUpOf   LinkKind = "follow_up_of"
+	LinkKindFollowedUpBy LinkKind = "followed_up_by"
+	LinkKindParent       LinkKind = "parent"
+	LinkKindRelated      LinkKind = "related"
+)
+
+// Valid indicates whether the value is a known member of the LinkKind enum.
+func (e LinkKind) Valid() bool {
+	switch e {
+	case LinkKindCausedBy:
+		return true
+	case LinkKindCauses:
+		return true
+	case LinkKindChild:
+		return true
+	case LinkKindDuplicateOf:
+		return true
+	case LinkKindDuplicatedBy:
+		return true
+	case LinkKindFollowUpOf:
+		return true
+	case LinkKindFollowedUpBy:
+		return true
+	case LinkKindParent:
+		return true
+	case LinkKindRelated:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for LinkRequestKind.
+const (
+	LinkRequestKindCausedBy    LinkRequestKind = "caused_by"
+	LinkRequestKindChild       LinkRequestKind = "child"
+	LinkRequestKindDuplicateOf LinkRequestKind = "duplicate_of"
+	LinkRequestKindParent      LinkRequestKind = "parent"
+	LinkRequestKindRelated     LinkRequestKind = "related"
+)
+
+// Valid indicates whether the value is a known member of the LinkRequestKind enum.
+func (e LinkRequestKind) Valid() bool {
+	switch e {
+	case LinkRequestKindCausedBy:
+		return true
+	case LinkRequestKindChild:
+		return true
+	case LinkRequestKindDuplicateOf:
+		return true
+	case LinkRequestKindParent:
+		return true
+	case LinkRequestKindRelated:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PendRequestReason.
+const (
+	AwaitingChange     PendRequestReason = "awaiting_change"
+	AwaitingRequester  PendRequestReason = "awaiting_requester"
+	AwaitingThirdParty PendRequestReason = "awaiting_third_party"
+)
+
+// Valid indicates whether the value is a known member of the PendRequestReason enum.
+func (e PendRequestReason) Valid() bool {
+	switch e {
+	case AwaitingChange:
+		return true
+	case AwaitingRequester:
+		return true
+	case AwaitingThirdParty:
 		return true
 	default:
 		return false
@@ -68,13 +240,85 @@ func (e Priority) Valid() bool {
 	}
 }
 
+// Defines values for QuarantineItemKind.
+const (
+	Alerts QuarantineItemKind = "alerts"
+	Email  QuarantineItemKind = "email"
+)
+
+// Valid indicates whether the value is a known member of the QuarantineItemKind enum.
+func (e QuarantineItemKind) Valid() bool {
+	switch e {
+	case Alerts:
+		return true
+	case Email:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for QuarantineItemStatus.
+const (
+	QuarantineItemStatusDiscarded   QuarantineItemStatus = "discarded"
+	QuarantineItemStatusHeld        QuarantineItemStatus = "held"
+	QuarantineItemStatusReprocessed QuarantineItemStatus = "reprocessed"
+)
+
+// Valid indicates whether the value is a known member of the QuarantineItemStatus enum.
+func (e QuarantineItemStatus) Valid() bool {
+	switch e {
+	case QuarantineItemStatusDiscarded:
+		return true
+	case QuarantineItemStatusHeld:
+		return true
+	case QuarantineItemStatusReprocessed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ResolveRequestCode.
+const (
+	Duplicate       ResolveRequestCode = "duplicate"
+	Fixed           ResolveRequestCode = "fixed"
+	NoFaultFound    ResolveRequestCode = "no_fault_found"
+	NotReproducible ResolveRequestCode = "not_reproducible"
+	OutOfScope      ResolveRequestCode = "out_of_scope"
+	UserEducation   ResolveRequestCode = "user_education"
+	Workaround      ResolveRequestCode = "workaround"
+)
+
+// Valid indicates whether the value is a known member of the ResolveRequestCode enum.
+func (e ResolveRequestCode) Valid() bool {
+	switch e {
+	case Duplicate:
+		return true
+	case Fixed:
+		return true
+	case NoFaultFound:
+		return true
+	case NotReproducible:
+		return true
+	case OutOfScope:
+		return true
+	case UserEducation:
+		return true
+	case Workaround:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TicketStatus.
 const (
-	Assigned   TicketStatus = "assigned"
 	Cancelled  TicketStatus = "cancelled"
 	Closed     TicketStatus = "closed"
 	InProgress TicketStatus = "in_progress"
 	New        TicketStatus = "new"
+	Open       TicketStatus = "open"
 	Pending    TicketStatus = "pending"
 	Resolved   TicketStatus = "resolved"
 )
@@ -82,8 +326,6 @@ const (
 // Valid indicates whether the value is a known member of the TicketStatus enum.
 func (e TicketStatus) Valid() bool {
 	switch e {
-	case Assigned:
-		return true
 	case Cancelled:
 		return true
 	case Closed:
@@ -91,6 +333,8 @@ func (e TicketStatus) Valid() bool {
 	case InProgress:
 		return true
 	case New:
+		return true
+	case Open:
 		return true
 	case Pending:
 		return true
@@ -125,21 +369,138 @@ func (e TicketType) Valid() bool {
 	}
 }
 
+// Defines values for TimelineEntryKind.
+const (
+	TimelineEntryKindAttachment TimelineEntryKind = "attachment"
+	TimelineEntryKindComment    TimelineEntryKind = "comment"
+	TimelineEntryKindEvent      TimelineEntryKind = "event"
+)
+
+// Valid indicates whether the value is a known member of the TimelineEntryKind enum.
+func (e TimelineEntryKind) Valid() bool {
+	switch e {
+	case TimelineEntryKindAttachment:
+		return true
+	case TimelineEntryKindComment:
+		return true
+	case TimelineEntryKindEvent:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListQuarantineParamsStatus.
+const (
+	ListQuarantineParamsStatusDiscarded   ListQuarantineParamsStatus = "discarded"
+	ListQuarantineParamsStatusHeld        ListQuarantineParamsStatus = "held"
+	ListQuarantineParamsStatusReprocessed ListQuarantineParamsStatus = "reprocessed"
+)
+
+// Valid indicates whether the value is a known member of the ListQuarantineParamsStatus enum.
+func (e ListQuarantineParamsStatus) Valid() bool {
+	switch e {
+	case ListQuarantineParamsStatusDiscarded:
+		return true
+	case ListQuarantineParamsStatusHeld:
+		return true
+	case ListQuarantineParamsStatusReprocessed:
+		return true
+	default:
+		return false
+	}
+}
+
+// ActionRequest defines model for ActionRequest.
+type ActionRequest struct {
+	// Reason Why (cancel, reopen); kept in the event.
+	Reason *string `json:"reason,omitempty"`
+}
+
+// AlertsResult defines model for AlertsResult.
+type AlertsResult struct {
+	// Ignored Resolved alerts with no open incident.
+	Ignored   *int `json:"ignored,omitempty"`
+	Incidents []struct {
+		// Alerts Alerts of the payload that went to this incident.
+		Alerts       int    `json:"alerts"`
+		Created      bool   `json:"created"`
+		TicketId     string `json:"ticket_id"`
+		TicketNumber string `json:"ticket_number"`
+	} `json:"incidents"`
+}
+
+// Attachment defines model for Attachment.
+type Attachment struct {
+	CommentId *string `json:"comment_id,omitempty"`
+
+	// ContentType Sniffed from the bytes.
+	ContentType string    `json:"content_type"`
+	CreatedAt   time.Time `json:"created_at"`
+	Filename    string    `json:"filename"`
+	Id          string    `json:"id"`
+	Inline      bool      `json:"inline"`
+	Internal    bool      `json:"internal"`
+	Sha256      string    `json:"sha256"`
+	Size        int64     `json:"size"`
+}
+
+// AttachmentList defines model for AttachmentList.
+type AttachmentList struct {
+	Items []Attachment `json:"items"`
+}
+
+// Comment defines model for Comment.
+type Comment struct {
+	Author     string            `json:"author"`
+	AuthorId   *string           `json:"author_id,omitempty"`
+	AuthorRole CommentAuthorRole `json:"author_role"`
+	Body       string            `json:"body"`
+	Channel    string            `json:"channel"`
+	CreatedAt  time.Time         `json:"created_at"`
+	Id         string            `json:"id"`
+	Internal   bool              `json:"internal"`
+}
+
+// CommentAuthorRole defines model for Comment.AuthorRole.
+type CommentAuthorRole string
+
+// CommentList defines model for CommentList.
+type CommentList struct {
+	Items []Comment `json:"items"`
+}
+
+// CommentRequest defines model for CommentRequest.
+type CommentRequest struct {
+	Body string `json:"body"`
+
+	// Internal An internal note, hidden from the requester (agents and up only).
+	Internal *bool `json:"internal,omitempty"`
+}
+
 // ConsistencyToken defines model for ConsistencyToken.
 type ConsistencyToken = string
 
 // CreateTicketRequest defines model for CreateTicketRequest.
 type CreateTicketRequest struct {
-	Description *string `json:"description,omitempty"`
-	Impact      Level   `json:"impact"`
+	// Category The tenant's classification, e.g. hardware/printer.
+	Category    *string `json:"category,omitempty"`
+	ConfigItems *IdList `json:"config_items,omitempty"`
+
+	// CustomFields Values of the tenant's custom fields, validated against its custom_fields_schema.
+	CustomFields *json.RawMessage `json:"custom_fields,omitempty"`
+	Description  *string          `json:"description,omitempty"`
+	Impact       Level            `json:"impact"`
 
 	// Requester Who asks for the ticket (an e-mail address or a name); defaults to
 	// the caller. Only callers who may read every ticket of the tenant
 	// may name someone else.
 	Requester *string    `json:"requester,omitempty"`
+	Tags      *Tags      `json:"tags,omitempty"`
 	Title     string     `json:"title"`
 	Type      TicketType `json:"type"`
 	Urgency   Level      `json:"urgency"`
+	Watchers  *IdList    `json:"watchers,omitempty"`
 }
 
 // FieldError defines model for FieldError.
@@ -149,14 +510,102 @@ type FieldError struct {
 	Message string `json:"message"`
 }
 
+// IdList defines model for IdList.
+type IdList = []Token
+
+// InboundResult defines model for InboundResult.
+type InboundResult struct {
+	Outcome      InboundResultOutcome `json:"outcome"`
+	QuarantineId *string              `json:"quarantine_id,omitempty"`
+	Reason       *string              `json:"reason,omitempty"`
+	TicketId     *string              `json:"ticket_id,omitempty"`
+	TicketNumber *string              `json:"ticket_number,omitempty"`
+}
+
+// InboundResultOutcome defines model for InboundResult.Outcome.
+type InboundResultOutcome string
+
+// IntakeSettings defines model for IntakeSettings.
+type IntakeSettings struct {
+	AlertsAutoResolve bool `json:"alerts_auto_resolve"`
+
+	// AutoCloseDays Days after resolution a ticket closes by itself (0 closes it at the next sweep).
+	AutoCloseDays      int              `json:"auto_close_days"`
+	CustomFieldsSchema *json.RawMessage `json:"custom_fields_schema,omitempty"`
+
+	// DefaultAddress The tenant's default help-desk address, <slug>@<mail domain>.
+	DefaultAddress   string    `json:"default_address"`
+	InboundAddresses *[]string `json:"inbound_addresses,omitempty"`
+
+	// ReopenWindowDays Days after resolution a ticket may be reopened; later a follow-up is opened.
+	ReopenWindowDays int `json:"reopen_window_days"`
+
+	// UnknownSenders Mail from an address no user has opens a ticket for that address, or is refused.
+	UnknownSenders IntakeSettingsUnknownSenders `json:"unknown_senders"`
+	Version        int64                        `json:"version"`
+}
+
+// IntakeSettingsUnknownSenders Mail from an address no user has opens a ticket for that address, or is refused.
+type IntakeSettingsUnknownSenders string
+
+// IntakeSettingsRequest defines model for IntakeSettingsRequest.
+type IntakeSettingsRequest struct {
+	AlertsAutoResolve bool `json:"alerts_auto_resolve"`
+
+	// AutoCloseDays Days after resolution a ticket closes by itself (0 closes it at the next sweep).
+	AutoCloseDays      int              `json:"auto_close_days"`
+	CustomFieldsSchema *json.RawMessage `json:"custom_fields_schema,omitempty"`
+	InboundAddresses   *[]string        `json:"inbound_addresses,omitempty"`
+
+	// ReopenWindowDays Days after resolution a ticket may be reopened; later a follow-up is opened.
+	ReopenWindowDays int `json:"reopen_window_days"`
+
+	// UnknownSenders Mail from an address no user has opens a ticket for that address, or is refused.
+	UnknownSenders IntakeSettingsRequestUnknownSenders `json:"unknown_senders"`
+}
+
+// IntakeSettingsRequestUnknownSenders Mail from an address no user has opens a ticket for that address, or is refused.
+type IntakeSettingsRequestUnknownSenders string
+
 // Level defines model for Level.
 type Level string
+
+// Link defines model for Link.
+type Link struct {
+	CreatedAt    *time.Time `json:"created_at,omitempty"`
+	Kind         LinkKind   `json:"kind"`
+	TargetId     string     `json:"target_id"`
+	TargetNumber string     `json:"target_number"`
+}
+
+// LinkKind defines model for LinkKind.
+type LinkKind string
+
+// LinkRequest defines model for LinkRequest.
+type LinkRequest struct {
+	Kind   LinkRequestKind `json:"kind"`
+	Target Token           `json:"target"`
+}
+
+// LinkRequestKind defines model for LinkRequest.Kind.
+type LinkRequestKind string
+
+// PendRequest defines model for PendRequest.
+type PendRequest struct {
+	Note   *string           `json:"note,omitempty"`
+	Reason PendRequestReason `json:"reason"`
+}
+
+// PendRequestReason defines model for PendRequest.Reason.
+type PendRequestReason string
 
 // Priority P1 critical, P2 high, P3 medium, P4 low, P5 planning (ITIL impact x urgency).
 type Priority string
 
 // Problem RFC 9457 problem details.
 type Problem struct {
+	// Allowed For an action the ticket's status refuses, the actions it allows.
+	Allowed  *[]string     `json:"allowed,omitempty"`
 	Detail   *string       `json:"detail,omitempty"`
 	Errors   *[]FieldError `json:"errors,omitempty"`
 	Instance *string       `json:"instance,omitempty"`
@@ -165,43 +614,113 @@ type Problem struct {
 	Type     string        `json:"type"`
 }
 
+// QuarantineItem defines model for QuarantineItem.
+type QuarantineItem struct {
+	Id         string               `json:"id"`
+	Kind       QuarantineItemKind   `json:"kind"`
+	Reason     string               `json:"reason"`
+	ReceivedAt time.Time            `json:"received_at"`
+	Sender     *string              `json:"sender,omitempty"`
+	Status     QuarantineItemStatus `json:"status"`
+	TicketId   *string              `json:"ticket_id,omitempty"`
+}
+
+// QuarantineItemKind defines model for QuarantineItem.Kind.
+type QuarantineItemKind string
+
+// QuarantineItemStatus defines model for QuarantineItem.Status.
+type QuarantineItemStatus string
+
+// QuarantineList defines model for QuarantineList.
+type QuarantineList struct {
+	Items []QuarantineItem `json:"items"`
+}
+
+// ResolveRequest defines model for ResolveRequest.
+type ResolveRequest struct {
+	Code ResolveRequestCode `json:"code"`
+	Note string             `json:"note"`
+}
+
+// ResolveRequestCode defines model for ResolveRequest.Code.
+type ResolveRequestCode string
+
+// SatisfactionRequest defines model for SatisfactionRequest.
+type SatisfactionRequest struct {
+	Comment *string `json:"comment,omitempty"`
+	Rating  int     `json:"rating"`
+}
+
+// Tags defines model for Tags.
+type Tags = []string
+
 // Ticket defines model for Ticket.
 type Ticket struct {
+	AssigneeId      *string    `json:"assignee_id,omitempty"`
+	AttachmentCount *int       `json:"attachment_count,omitempty"`
+	AutoCloseAt     *time.Time `json:"auto_close_at,omitempty"`
+	Category        *string    `json:"category,omitempty"`
+
 	// Channel How the ticket arrived; "api" for this endpoint.
 	//
 	// Example: api
-	Channel     string    `json:"channel"`
-	CreatedAt   time.Time `json:"created_at"`
-	Description string    `json:"description"`
+	Channel         string           `json:"channel"`
+	ClosedAt        *time.Time       `json:"closed_at,omitempty"`
+	CommentCount    *int             `json:"comment_count,omitempty"`
+	ConfigItems     *[]string        `json:"config_items,omitempty"`
+	CreatedAt       time.Time        `json:"created_at"`
+	CustomFields    *json.RawMessage `json:"custom_fields,omitempty"`
+	Description     string           `json:"description"`
+	FirstResponseAt *time.Time       `json:"first_response_at,omitempty"`
+	FollowUpOf      *string          `json:"follow_up_of,omitempty"`
 
 	// Id tk_ followed by a ULID.
 	//
 	// Example: tk_01JB8ZQ5M6V8Y0K3W4X2N7R9TE
-	Id     string `json:"id"`
-	Impact Level  `json:"impact"`
+	Id         string  `json:"id"`
+	Impact     Level   `json:"impact"`
+	Links      *[]Link `json:"links,omitempty"`
+	MergedInto *string `json:"merged_into,omitempty"`
 
 	// Number Human number, unique per tenant.
 	//
 	// Example: OPS-1042
-	Number string `json:"number"`
+	Number        string  `json:"number"`
+	PendingReason *string `json:"pending_reason,omitempty"`
 
 	// Priority P1 critical, P2 high, P3 medium, P4 low, P5 planning (ITIL impact x urgency).
-	Priority  Priority `json:"priority"`
-	Requester string   `json:"requester"`
+	Priority    Priority   `json:"priority"`
+	ReopenUntil *time.Time `json:"reopen_until,omitempty"`
+	Requester   string     `json:"requester"`
 
 	// RequesterId The requester's user id (u_...), when the requester is a user.
 	RequesterId *string `json:"requester_id,omitempty"`
+	Resolution  *struct {
+		Code string `json:"code"`
+		Note string `json:"note"`
+	} `json:"resolution,omitempty"`
+	ResolvedAt   *time.Time `json:"resolved_at,omitempty"`
+	Satisfaction *int       `json:"satisfaction,omitempty"`
 
-	// Status The ticket's lifecycle status. This version only logs tickets, so
-	// every ticket is `new`; the other values belong to later versions.
+	// Status The ticket's lifecycle status: new -> open -> in_progress -> pending
+	// -> resolved -> closed, or cancelled before resolution.
 	Status    TicketStatus `json:"status"`
+	Tags      *[]string    `json:"tags,omitempty"`
 	Title     string       `json:"title"`
 	Type      TicketType   `json:"type"`
 	UpdatedAt time.Time    `json:"updated_at"`
 	Urgency   Level        `json:"urgency"`
 
 	// Version Number of events of the ticket; the ETag.
-	Version int64 `json:"version"`
+	Version  int64     `json:"version"`
+	Watchers *[]string `json:"watchers,omitempty"`
+}
+
+// TicketCounts defines model for TicketCounts.
+type TicketCounts struct {
+	// Counts Tickets per status; every status is present.
+	Counts map[string]int `json:"counts"`
+	Total  int            `json:"total"`
 }
 
 // TicketEvent defines model for TicketEvent.
@@ -241,18 +760,58 @@ type TicketPage struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
-// TicketStatus The ticket's lifecycle status. This version only logs tickets, so
-// every ticket is `new`; the other values belong to later versions.
+// TicketStatus The ticket's lifecycle status: new -> open -> in_progress -> pending
+// -> resolved -> closed, or cancelled before resolution.
 type TicketStatus string
 
 // TicketType defines model for TicketType.
 type TicketType string
 
+// Timeline defines model for Timeline.
+type Timeline struct {
+	Items []TimelineEntry `json:"items"`
+}
+
+// TimelineEntry defines model for TimelineEntry.
+type TimelineEntry struct {
+	Actor    string            `json:"actor"`
+	Data     *json.RawMessage  `json:"data,omitempty"`
+	Internal *bool             `json:"internal,omitempty"`
+	Kind     TimelineEntryKind `json:"kind"`
+	Sequence int64             `json:"sequence"`
+	Time     time.Time         `json:"time"`
+
+	// Type The event type, e.g. opsdesk.ticket.resolved.v1.
+	Type string `json:"type"`
+}
+
+// TimelineEntryKind defines model for TimelineEntry.Kind.
+type TimelineEntryKind string
+
 // Token defines model for Token.
 type Token = string
 
+// UpdateTicketRequest defines model for UpdateTicketRequest.
+type UpdateTicketRequest struct {
+	Category     *string          `json:"category,omitempty"`
+	ConfigItems  *IdList          `json:"config_items,omitempty"`
+	CustomFields *json.RawMessage `json:"custom_fields,omitempty"`
+	Description  *string          `json:"description,omitempty"`
+	Impact       *Level           `json:"impact,omitempty"`
+	Tags         *Tags            `json:"tags,omitempty"`
+	Title        *string          `json:"title,omitempty"`
+	Urgency      *Level           `json:"urgency,omitempty"`
+	Watchers     *IdList          `json:"watchers,omitempty"`
+}
+
 // ActingTenant defines model for ActingTenant.
 type ActingTenant = string
+
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
+
+// IfMatch defines model for IfMatch.
+type IfMatch = string
 
 // TicketRef defines model for TicketRef.
 type TicketRef = Token
@@ -272,11 +831,89 @@ type NotFound = Problem
 // PayloadTooLarge RFC 9457 problem details.
 type PayloadTooLarge = Problem
 
+// PreconditionFailed RFC 9457 problem details.
+type PreconditionFailed = Problem
+
 // Unauthorized RFC 9457 problem details.
 type Unauthorized = Problem
 
 // Unavailable RFC 9457 problem details.
 type Unavailable = Problem
+
+// Unprocessable RFC 9457 problem details.
+type Unprocessable = Problem
+
+// ReceiveAlertsJSONBody defines parameters for ReceiveAlerts.
+type ReceiveAlertsJSONBody = map[string]interface{}
+
+// ReceiveAlertsParams defines parameters for ReceiveAlerts.
+type ReceiveAlertsParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+}
+
+// ReceiveEmailParams defines parameters for ReceiveEmail.
+type ReceiveEmailParams struct {
+	Recipient *string `form:"recipient,omitempty" json:"recipient,omitempty"`
+
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+}
+
+// ListQuarantineParams defines parameters for ListQuarantine.
+type ListQuarantineParams struct {
+	Status *ListQuarantineParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+}
+
+// ListQuarantineParamsStatus defines parameters for ListQuarantine.
+type ListQuarantineParamsStatus string
+
+// GetQuarantinedRawParams defines parameters for GetQuarantinedRaw.
+type GetQuarantinedRawParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+}
+
+// ReprocessQuarantinedParams defines parameters for ReprocessQuarantined.
+type ReprocessQuarantinedParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+}
+
+// GetIntakeSettingsParams defines parameters for GetIntakeSettings.
+type GetIntakeSettingsParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+}
+
+// PutIntakeSettingsParams defines parameters for PutIntakeSettings.
+type PutIntakeSettingsParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+
+	// IfMatch The ETag of the ticket (or settings) as last read, e.g. "3"; a stale one answers 412.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// CountTicketsParams defines parameters for CountTickets.
+type CountTicketsParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+
+	// XConsistencyToken A token from an earlier write; the answer waits (bounded) until the read model reached it.
+	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
+}
 
 // ListTicketsParams defines parameters for ListTickets.
 type ListTicketsParams struct {
@@ -285,6 +922,18 @@ type ListTicketsParams struct {
 
 	// Type Only tickets of this type.
 	Type *TicketType `form:"type,omitempty" json:"type,omitempty"`
+
+	// Priority Only tickets of this priority.
+	Priority *Priority `form:"priority,omitempty" json:"priority,omitempty"`
+
+	// Requester Only tickets of this requester (user id or address).
+	Requester *string `form:"requester,omitempty" json:"requester,omitempty"`
+
+	// Assignee Only tickets assigned to this user (set by triage).
+	Assignee *Token `form:"assignee,omitempty" json:"assignee,omitempty"`
+
+	// Tag Only tickets carrying every tag given (repeat the parameter).
+	Tag *[]string `form:"tag,omitempty" json:"tag,omitempty"`
 
 	// Q Full-text search over title and description (Postgres
 	// websearch_to_tsquery with the english configuration: quoted
@@ -316,6 +965,12 @@ type CreateTicketParams struct {
 	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
 	// the caller must have been granted; any other tenant answers 404.
 	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+
+	// IdempotencyKey A key unique to this logical request (a UUID, say). A retry with the
+	// same key within 24 hours answers the ticket the first request
+	// created (200) instead of creating another; the same key with a
+	// different body answers 422.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // GetTicketParams defines parameters for GetTicket.
@@ -328,6 +983,89 @@ type GetTicketParams struct {
 	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
 }
 
+// UpdateTicketParams defines parameters for UpdateTicket.
+type UpdateTicketParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+
+	// IfMatch The ETag of the ticket (or settings) as last read, e.g. "3"; a stale one answers 412.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListAttachmentsParams defines parameters for ListAttachments.
+type ListAttachmentsParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+
+	// XConsistencyToken A token from an earlier write; the answer waits (bounded) until the read model reached it.
+	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
+}
+
+// AddAttachmentsMultipartBody defines parameters for AddAttachments.
+type AddAttachmentsMultipartBody struct {
+	File     []openapi_types.File `json:"file"`
+	Internal *bool                `json:"internal,omitempty"`
+}
+
+// AddAttachmentsParams defines parameters for AddAttachments.
+type AddAttachmentsParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+}
+
+// DownloadAttachmentParams defines parameters for DownloadAttachment.
+type DownloadAttachmentParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+
+	// XConsistencyToken A token from an earlier write; the answer waits (bounded) until the read model reached it.
+	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
+}
+
+// CancelTicketParams defines parameters for CancelTicket.
+type CancelTicketParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+
+	// IfMatch The ETag of the ticket (or settings) as last read, e.g. "3"; a stale one answers 412.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// CloseTicketParams defines parameters for CloseTicket.
+type CloseTicketParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+
+	// IfMatch The ETag of the ticket (or settings) as last read, e.g. "3"; a stale one answers 412.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListCommentsParams defines parameters for ListComments.
+type ListCommentsParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+
+	// XConsistencyToken A token from an earlier write; the answer waits (bounded) until the read model reached it.
+	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
+}
+
+// AddCommentParams defines parameters for AddComment.
+type AddCommentParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+
+	// IfMatch The ETag of the ticket (or settings) as last read, e.g. "3"; a stale one answers 412.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
 // ListTicketEventsParams defines parameters for ListTicketEvents.
 type ListTicketEventsParams struct {
 	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
@@ -338,11 +1076,161 @@ type ListTicketEventsParams struct {
 	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
 }
 
+// LinkTicketParams defines parameters for LinkTicket.
+type LinkTicketParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+
+	// IfMatch The ETag of the ticket (or settings) as last read, e.g. "3"; a stale one answers 412.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// UnlinkTicketParams defines parameters for UnlinkTicket.
+type UnlinkTicketParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+}
+
+// OpenTicketParams defines parameters for OpenTicket.
+type OpenTicketParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+
+	// IfMatch The ETag of the ticket (or settings) as last read, e.g. "3"; a stale one answers 412.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// PendTicketParams defines parameters for PendTicket.
+type PendTicketParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+
+	// IfMatch The ETag of the ticket (or settings) as last read, e.g. "3"; a stale one answers 412.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ReopenTicketParams defines parameters for ReopenTicket.
+type ReopenTicketParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+
+	// IfMatch The ETag of the ticket (or settings) as last read, e.g. "3"; a stale one answers 412.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ResolveTicketParams defines parameters for ResolveTicket.
+type ResolveTicketParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+
+	// IfMatch The ETag of the ticket (or settings) as last read, e.g. "3"; a stale one answers 412.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// RateTicketParams defines parameters for RateTicket.
+type RateTicketParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+}
+
+// StartTicketParams defines parameters for StartTicket.
+type StartTicketParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+
+	// IfMatch The ETag of the ticket (or settings) as last read, e.g. "3"; a stale one answers 412.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// GetTicketTimelineParams defines parameters for GetTicketTimeline.
+type GetTicketTimelineParams struct {
+	// XActingTenant For an MSP operator: the client tenant (id or slug) to act in, which
+	// the caller must have been granted; any other tenant answers 404.
+	XActingTenant *ActingTenant `json:"X-Acting-Tenant,omitempty"`
+
+	// XConsistencyToken A token from an earlier write; the answer waits (bounded) until the read model reached it.
+	XConsistencyToken *ConsistencyToken `json:"X-Consistency-Token,omitempty"`
+}
+
+// ReceiveAlertsJSONRequestBody defines body for ReceiveAlerts for application/json ContentType.
+type ReceiveAlertsJSONRequestBody = ReceiveAlertsJSONBody
+
+// PutIntakeSettingsJSONRequestBody defines body for PutIntakeSettings for application/json ContentType.
+type PutIntakeSettingsJSONRequestBody = IntakeSettingsRequest
+
 // CreateTicketJSONRequestBody defines body for CreateTicket for application/json ContentType.
 type CreateTicketJSONRequestBody = CreateTicketRequest
 
+// UpdateTicketJSONRequestBody defines body for UpdateTicket for application/json ContentType.
+type UpdateTicketJSONRequestBody = UpdateTicketRequest
+
+// AddAttachmentsMultipartRequestBody defines body for AddAttachments for multipart/form-data ContentType.
+type AddAttachmentsMultipartRequestBody AddAttachmentsMultipartBody
+
+// CancelTicketJSONRequestBody defines body for CancelTicket for application/json ContentType.
+type CancelTicketJSONRequestBody = ActionRequest
+
+// CloseTicketJSONRequestBody defines body for CloseTicket for application/json ContentType.
+type CloseTicketJSONRequestBody = ActionRequest
+
+// AddCommentJSONRequestBody defines body for AddComment for application/json ContentType.
+type AddCommentJSONRequestBody = CommentRequest
+
+// LinkTicketJSONRequestBody defines body for LinkTicket for application/json ContentType.
+type LinkTicketJSONRequestBody = LinkRequest
+
+// OpenTicketJSONRequestBody defines body for OpenTicket for application/json ContentType.
+type OpenTicketJSONRequestBody = ActionRequest
+
+// PendTicketJSONRequestBody defines body for PendTicket for application/json ContentType.
+type PendTicketJSONRequestBody = PendRequest
+
+// ReopenTicketJSONRequestBody defines body for ReopenTicket for application/json ContentType.
+type ReopenTicketJSONRequestBody = ActionRequest
+
+// ResolveTicketJSONRequestBody defines body for ResolveTicket for application/json ContentType.
+type ResolveTicketJSONRequestBody = ResolveRequest
+
+// RateTicketJSONRequestBody defines body for RateTicket for application/json ContentType.
+type RateTicketJSONRequestBody = SatisfactionRequest
+
+// StartTicketJSONRequestBody defines body for StartTicket for application/json ContentType.
+type StartTicketJSONRequestBody = ActionRequest
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// ReceiveAlerts Monitoring alerts (Prometheus Alertmanager webhook, or the generic form)
+	// (POST /v1/inbound/alerts)
+	ReceiveAlerts(ctx echo.Context, params ReceiveAlertsParams) error
+	// ReceiveEmail Deliver one raw RFC 5322 message (mail providers' inbound webhooks)
+	// (POST /v1/inbound/email)
+	ReceiveEmail(ctx echo.Context, params ReceiveEmailParams) error
+	// ListQuarantine Inbound mail and alert payloads that could not be processed, newest first
+	// (GET /v1/quarantine)
+	ListQuarantine(ctx echo.Context, params ListQuarantineParams) error
+	// GetQuarantinedRaw The raw bytes as they arrived
+	// (GET /v1/quarantine/{qid}/raw)
+	GetQuarantinedRaw(ctx echo.Context, qid Token, params GetQuarantinedRawParams) error
+	// ReprocessQuarantined Process a quarantined item again (after a fix, or a settings change)
+	// (POST /v1/quarantine/{qid}/reprocess)
+	ReprocessQuarantined(ctx echo.Context, qid Token, params ReprocessQuarantinedParams) error
+	// GetIntakeSettings The tenant's intake settings
+	// (GET /v1/settings/intake)
+	GetIntakeSettings(ctx echo.Context, params GetIntakeSettingsParams) error
+	// PutIntakeSettings Replace the tenant's intake settings
+	// (PUT /v1/settings/intake)
+	PutIntakeSettings(ctx echo.Context, params PutIntakeSettingsParams) error
+	// CountTickets Number of tickets per status
+	// (GET /v1/ticket-counts)
+	CountTickets(ctx echo.Context, params CountTicketsParams) error
 	// ListTickets List tickets, newest first, with keyset pagination
 	// (GET /v1/tickets)
 	ListTickets(ctx echo.Context, params ListTicketsParams) error
@@ -352,14 +1240,353 @@ type ServerInterface interface {
 	// GetTicket Get one ticket by id or by number
 	// (GET /v1/tickets/{id})
 	GetTicket(ctx echo.Context, id TicketRef, params GetTicketParams) error
+	// UpdateTicket Edit a ticket's fields
+	// (PATCH /v1/tickets/{id})
+	UpdateTicket(ctx echo.Context, id TicketRef, params UpdateTicketParams) error
+	// ListAttachments The ticket's attachments, oldest first
+	// (GET /v1/tickets/{id}/attachments)
+	ListAttachments(ctx echo.Context, id TicketRef, params ListAttachmentsParams) error
+	// AddAttachments Attach files (multipart/form-data)
+	// (POST /v1/tickets/{id}/attachments)
+	AddAttachments(ctx echo.Context, id TicketRef, params AddAttachmentsParams) error
+	// DownloadAttachment Download one attachment
+	// (GET /v1/tickets/{id}/attachments/{attachment_id})
+	DownloadAttachment(ctx echo.Context, id TicketRef, attachmentId Token, params DownloadAttachmentParams) error
+	// CancelTicket Withdraw a ticket that is not resolved (→ cancelled)
+	// (POST /v1/tickets/{id}/cancel)
+	CancelTicket(ctx echo.Context, id TicketRef, params CancelTicketParams) error
+	// CloseTicket Close a resolved ticket (→ closed)
+	// (POST /v1/tickets/{id}/close)
+	CloseTicket(ctx echo.Context, id TicketRef, params CloseTicketParams) error
+	// ListComments The ticket's comments, oldest first
+	// (GET /v1/tickets/{id}/comments)
+	ListComments(ctx echo.Context, id TicketRef, params ListCommentsParams) error
+	// AddComment Reply publicly or add an internal note
+	// (POST /v1/tickets/{id}/comments)
+	AddComment(ctx echo.Context, id TicketRef, params AddCommentParams) error
 	// ListTicketEvents The ticket's full history, oldest first
 	// (GET /v1/tickets/{id}/events)
 	ListTicketEvents(ctx echo.Context, id TicketRef, params ListTicketEventsParams) error
+	// LinkTicket Link the ticket to another one
+	// (POST /v1/tickets/{id}/links)
+	LinkTicket(ctx echo.Context, id TicketRef, params LinkTicketParams) error
+	// UnlinkTicket Remove a link (merges and follow-ups stay)
+	// (DELETE /v1/tickets/{id}/links/{kind}/{target})
+	UnlinkTicket(ctx echo.Context, id TicketRef, kind LinkKind, target Token, params UnlinkTicketParams) error
+	// OpenTicket Accept a new ticket for work (new → open)
+	// (POST /v1/tickets/{id}/open)
+	OpenTicket(ctx echo.Context, id TicketRef, params OpenTicketParams) error
+	// PendTicket Wait for the requester or a third party (→ pending; SLA clocks pause)
+	// (POST /v1/tickets/{id}/pend)
+	PendTicket(ctx echo.Context, id TicketRef, params PendTicketParams) error
+	// ReopenTicket Reopen a resolved ticket, or open a follow-up
+	// (POST /v1/tickets/{id}/reopen)
+	ReopenTicket(ctx echo.Context, id TicketRef, params ReopenTicketParams) error
+	// ResolveTicket Resolve with a resolution code and note (→ resolved)
+	// (POST /v1/tickets/{id}/resolve)
+	ResolveTicket(ctx echo.Context, id TicketRef, params ResolveTicketParams) error
+	// RateTicket Rate the resolution (CSAT), once per resolution
+	// (POST /v1/tickets/{id}/satisfaction)
+	RateTicket(ctx echo.Context, id TicketRef, params RateTicketParams) error
+	// StartTicket Start work (new, open or pending → in_progress)
+	// (POST /v1/tickets/{id}/start)
+	StartTicket(ctx echo.Context, id TicketRef, params StartTicketParams) error
+	// GetTicketTimeline The ticket's timeline, oldest first
+	// (GET /v1/tickets/{id}/timeline)
+	GetTicketTimeline(ctx echo.Context, id TicketRef, params GetTicketTimelineParams) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// ReceiveAlerts converts echo context to params.
+func (w *ServerInterfaceWrapper) ReceiveAlerts(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReceiveAlertsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReceiveAlerts(ctx, params)
+	return err
+}
+
+// ReceiveEmail converts echo context to params.
+func (w *ServerInterfaceWrapper) ReceiveEmail(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReceiveEmailParams
+	// ------------- Optional query parameter "recipient" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "recipient", ctx.QueryParams(), &params.Recipient, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter recipient: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReceiveEmail(ctx, params)
+	return err
+}
+
+// ListQuarantine converts echo context to params.
+func (w *ServerInterfaceWrapper) ListQuarantine(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListQuarantineParams
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListQuarantine(ctx, params)
+	return err
+}
+
+// GetQuarantinedRaw converts echo context to params.
+func (w *ServerInterfaceWrapper) GetQuarantinedRaw(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "qid" -------------
+	var qid Token
+
+	err = runtime.BindStyledParameterWithOptions("simple", "qid", ctx.Param("qid"), &qid, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter qid: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetQuarantinedRawParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetQuarantinedRaw(ctx, qid, params)
+	return err
+}
+
+// ReprocessQuarantined converts echo context to params.
+func (w *ServerInterfaceWrapper) ReprocessQuarantined(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "qid" -------------
+	var qid Token
+
+	err = runtime.BindStyledParameterWithOptions("simple", "qid", ctx.Param("qid"), &qid, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter qid: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReprocessQuarantinedParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReprocessQuarantined(ctx, qid, params)
+	return err
+}
+
+// GetIntakeSettings converts echo context to params.
+func (w *ServerInterfaceWrapper) GetIntakeSettings(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetIntakeSettingsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetIntakeSettings(ctx, params)
+	return err
+}
+
+// PutIntakeSettings converts echo context to params.
+func (w *ServerInterfaceWrapper) PutIntakeSettings(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params PutIntakeSettingsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PutIntakeSettings(ctx, params)
+	return err
+}
+
+// CountTickets converts echo context to params.
+func (w *ServerInterfaceWrapper) CountTickets(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CountTicketsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+	// ------------- Optional header parameter "X-Consistency-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
+		var XConsistencyToken ConsistencyToken
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Consistency-Token, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Consistency-Token", valueList[0], &XConsistencyToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Consistency-Token: %s", err))
+		}
+
+		params.XConsistencyToken = &XConsistencyToken
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CountTickets(ctx, params)
+	return err
 }
 
 // ListTickets converts echo context to params.
@@ -380,6 +1607,34 @@ func (w *ServerInterfaceWrapper) ListTickets(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "type", ctx.QueryParams(), &params.Type, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type: %s", err))
+	}
+
+	// ------------- Optional query parameter "priority" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "priority", ctx.QueryParams(), &params.Priority, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter priority: %s", err))
+	}
+
+	// ------------- Optional query parameter "requester" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "requester", ctx.QueryParams(), &params.Requester, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter requester: %s", err))
+	}
+
+	// ------------- Optional query parameter "assignee" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "assignee", ctx.QueryParams(), &params.Assignee, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter assignee: %s", err))
+	}
+
+	// ------------- Optional query parameter "tag" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "tag", ctx.QueryParams(), &params.Tag, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter tag: %s", err))
 	}
 
 	// ------------- Optional query parameter "q" -------------
@@ -477,6 +1732,21 @@ func (w *ServerInterfaceWrapper) CreateTicket(ctx echo.Context) error {
 
 		params.XActingTenant = &XActingTenant
 	}
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateTicket(ctx, params)
@@ -534,6 +1804,407 @@ func (w *ServerInterfaceWrapper) GetTicket(ctx echo.Context) error {
 	return err
 }
 
+// UpdateTicket converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateTicket(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TicketRef
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateTicketParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateTicket(ctx, id, params)
+	return err
+}
+
+// ListAttachments converts echo context to params.
+func (w *ServerInterfaceWrapper) ListAttachments(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TicketRef
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAttachmentsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+	// ------------- Optional header parameter "X-Consistency-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
+		var XConsistencyToken ConsistencyToken
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Consistency-Token, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Consistency-Token", valueList[0], &XConsistencyToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Consistency-Token: %s", err))
+		}
+
+		params.XConsistencyToken = &XConsistencyToken
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListAttachments(ctx, id, params)
+	return err
+}
+
+// AddAttachments converts echo context to params.
+func (w *ServerInterfaceWrapper) AddAttachments(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TicketRef
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AddAttachmentsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AddAttachments(ctx, id, params)
+	return err
+}
+
+// DownloadAttachment converts echo context to params.
+func (w *ServerInterfaceWrapper) DownloadAttachment(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TicketRef
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "attachment_id" -------------
+	var attachmentId Token
+
+	err = runtime.BindStyledParameterWithOptions("simple", "attachment_id", ctx.Param("attachment_id"), &attachmentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter attachment_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DownloadAttachmentParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+	// ------------- Optional header parameter "X-Consistency-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
+		var XConsistencyToken ConsistencyToken
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Consistency-Token, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Consistency-Token", valueList[0], &XConsistencyToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Consistency-Token: %s", err))
+		}
+
+		params.XConsistencyToken = &XConsistencyToken
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DownloadAttachment(ctx, id, attachmentId, params)
+	return err
+}
+
+// CancelTicket converts echo context to params.
+func (w *ServerInterfaceWrapper) CancelTicket(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TicketRef
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CancelTicketParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CancelTicket(ctx, id, params)
+	return err
+}
+
+// CloseTicket converts echo context to params.
+func (w *ServerInterfaceWrapper) CloseTicket(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TicketRef
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CloseTicketParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CloseTicket(ctx, id, params)
+	return err
+}
+
+// ListComments converts echo context to params.
+func (w *ServerInterfaceWrapper) ListComments(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TicketRef
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListCommentsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+	// ------------- Optional header parameter "X-Consistency-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
+		var XConsistencyToken ConsistencyToken
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Consistency-Token, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Consistency-Token", valueList[0], &XConsistencyToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Consistency-Token: %s", err))
+		}
+
+		params.XConsistencyToken = &XConsistencyToken
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListComments(ctx, id, params)
+	return err
+}
+
+// AddComment converts echo context to params.
+func (w *ServerInterfaceWrapper) AddComment(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TicketRef
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AddCommentParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AddComment(ctx, id, params)
+	return err
+}
+
 // ListTicketEvents converts echo context to params.
 func (w *ServerInterfaceWrapper) ListTicketEvents(ctx echo.Context) error {
 	var err error
@@ -582,6 +2253,451 @@ func (w *ServerInterfaceWrapper) ListTicketEvents(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListTicketEvents(ctx, id, params)
+	return err
+}
+
+// LinkTicket converts echo context to params.
+func (w *ServerInterfaceWrapper) LinkTicket(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TicketRef
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params LinkTicketParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.LinkTicket(ctx, id, params)
+	return err
+}
+
+// UnlinkTicket converts echo context to params.
+func (w *ServerInterfaceWrapper) UnlinkTicket(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TicketRef
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "kind" -------------
+	var kind LinkKind
+
+	err = runtime.BindStyledParameterWithOptions("simple", "kind", ctx.Param("kind"), &kind, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter kind: %s", err))
+	}
+
+	// ------------- Path parameter "target" -------------
+	var target Token
+
+	err = runtime.BindStyledParameterWithOptions("simple", "target", ctx.Param("target"), &target, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter target: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UnlinkTicketParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UnlinkTicket(ctx, id, kind, target, params)
+	return err
+}
+
+// OpenTicket converts echo context to params.
+func (w *ServerInterfaceWrapper) OpenTicket(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TicketRef
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params OpenTicketParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.OpenTicket(ctx, id, params)
+	return err
+}
+
+// PendTicket converts echo context to params.
+func (w *ServerInterfaceWrapper) PendTicket(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TicketRef
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params PendTicketParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PendTicket(ctx, id, params)
+	return err
+}
+
+// ReopenTicket converts echo context to params.
+func (w *ServerInterfaceWrapper) ReopenTicket(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TicketRef
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReopenTicketParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReopenTicket(ctx, id, params)
+	return err
+}
+
+// ResolveTicket converts echo context to params.
+func (w *ServerInterfaceWrapper) ResolveTicket(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TicketRef
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ResolveTicketParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ResolveTicket(ctx, id, params)
+	return err
+}
+
+// RateTicket converts echo context to params.
+func (w *ServerInterfaceWrapper) RateTicket(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TicketRef
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RateTicketParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RateTicket(ctx, id, params)
+	return err
+}
+
+// StartTicket converts echo context to params.
+func (w *ServerInterfaceWrapper) StartTicket(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TicketRef
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params StartTicketParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.StartTicket(ctx, id, params)
+	return err
+}
+
+// GetTicketTimeline converts echo context to params.
+func (w *ServerInterfaceWrapper) GetTicketTimeline(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TicketRef
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetTicketTimelineParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Acting-Tenant" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Acting-Tenant")]; found {
+		var XActingTenant ActingTenant
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Acting-Tenant, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Acting-Tenant", valueList[0], &XActingTenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Acting-Tenant: %s", err))
+		}
+
+		params.XActingTenant = &XActingTenant
+	}
+	// ------------- Optional header parameter "X-Consistency-Token" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Consistency-Token")]; found {
+		var XConsistencyToken ConsistencyToken
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Consistency-Token, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Consistency-Token", valueList[0], &XConsistencyToken, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Consistency-Token: %s", err))
+		}
+
+		params.XConsistencyToken = &XConsistencyToken
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetTicketTimeline(ctx, id, params)
 	return err
 }
 
@@ -635,7 +2751,32 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/tickets", wrapper.ListTickets, options.OperationMiddlewares["listTickets"]...)
 	router.POST(options.BaseURL+"/v1/tickets", wrapper.CreateTicket, options.OperationMiddlewares["createTicket"]...)
 	router.GET(options.BaseURL+"/v1/tickets/:id", wrapper.GetTicket, options.OperationMiddlewares["getTicket"]...)
+	router.PATCH(options.BaseURL+"/v1/tickets/:id", wrapper.UpdateTicket, options.OperationMiddlewares["updateTicket"]...)
 	router.GET(options.BaseURL+"/v1/tickets/:id/events", wrapper.ListTicketEvents, options.OperationMiddlewares["listTicketEvents"]...)
+	router.GET(options.BaseURL+"/v1/ticket-counts", wrapper.CountTickets, options.OperationMiddlewares["countTickets"]...)
+	router.GET(options.BaseURL+"/v1/tickets/:id/timeline", wrapper.GetTicketTimeline, options.OperationMiddlewares["getTicketTimeline"]...)
+	router.POST(options.BaseURL+"/v1/tickets/:id/open", wrapper.OpenTicket, options.OperationMiddlewares["openTicket"]...)
+	router.POST(options.BaseURL+"/v1/tickets/:id/start", wrapper.StartTicket, options.OperationMiddlewares["startTicket"]...)
+	router.POST(options.BaseURL+"/v1/tickets/:id/pend", wrapper.PendTicket, options.OperationMiddlewares["pendTicket"]...)
+	router.POST(options.BaseURL+"/v1/tickets/:id/resolve", wrapper.ResolveTicket, options.OperationMiddlewares["resolveTicket"]...)
+	router.POST(options.BaseURL+"/v1/tickets/:id/close", wrapper.CloseTicket, options.OperationMiddlewares["closeTicket"]...)
+	router.POST(options.BaseURL+"/v1/tickets/:id/reopen", wrapper.ReopenTicket, options.OperationMiddlewares["reopenTicket"]...)
+	router.POST(options.BaseURL+"/v1/tickets/:id/cancel", wrapper.CancelTicket, options.OperationMiddlewares["cancelTicket"]...)
+	router.GET(options.BaseURL+"/v1/tickets/:id/comments", wrapper.ListComments, options.OperationMiddlewares["listComments"]...)
+	router.POST(options.BaseURL+"/v1/tickets/:id/comments", wrapper.AddComment, options.OperationMiddlewares["addComment"]...)
+	router.GET(options.BaseURL+"/v1/tickets/:id/attachments", wrapper.ListAttachments, options.OperationMiddlewares["listAttachments"]...)
+	router.POST(options.BaseURL+"/v1/tickets/:id/attachments", wrapper.AddAttachments, options.OperationMiddlewares["addAttachments"]...)
+	router.GET(options.BaseURL+"/v1/tickets/:id/attachments/:attachment_id", wrapper.DownloadAttachment, options.OperationMiddlewares["downloadAttachment"]...)
+	router.POST(options.BaseURL+"/v1/tickets/:id/links", wrapper.LinkTicket, options.OperationMiddlewares["linkTicket"]...)
+	router.DELETE(options.BaseURL+"/v1/tickets/:id/links/:kind/:target", wrapper.UnlinkTicket, options.OperationMiddlewares["unlinkTicket"]...)
+	router.POST(options.BaseURL+"/v1/tickets/:id/satisfaction", wrapper.RateTicket, options.OperationMiddlewares["rateTicket"]...)
+	router.GET(options.BaseURL+"/v1/settings/intake", wrapper.GetIntakeSettings, options.OperationMiddlewares["getIntakeSettings"]...)
+	router.PUT(options.BaseURL+"/v1/settings/intake", wrapper.PutIntakeSettings, options.OperationMiddlewares["putIntakeSettings"]...)
+	router.POST(options.BaseURL+"/v1/inbound/email", wrapper.ReceiveEmail, options.OperationMiddlewares["receiveEmail"]...)
+	router.POST(options.BaseURL+"/v1/inbound/alerts", wrapper.ReceiveAlerts, options.OperationMiddlewares["receiveAlerts"]...)
+	router.GET(options.BaseURL+"/v1/quarantine", wrapper.ListQuarantine, options.OperationMiddlewares["listQuarantine"]...)
+	router.GET(options.BaseURL+"/v1/quarantine/:qid/raw", wrapper.GetQuarantinedRaw, options.OperationMiddlewares["getQuarantinedRaw"]...)
+	router.POST(options.BaseURL+"/v1/quarantine/:qid/reprocess", wrapper.ReprocessQuarantined, options.OperationMiddlewares["reprocessQuarantined"]...)
 
 }
 
@@ -644,67 +2785,156 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Fp7c9s4kv8qXbytsuWjZMmP3Yn8lyfrzGU3M9El2svcDnMWTLZErEmAAUArmkTf/aoB8CGJipxH5apu",
-	"d/7IyBIejcavu3/djQ9BLPNCChRGB+MPQYosQWU/PpVCc21QxKupvEdB3yWoY8ULw6UIxsFro5DloPFd",
-	"iSJGkHMwKcJScYNXUDCtgRu4Y/E9MA2/9lsr9u2SYCQoZAmsZKncvEEQBjpOMWe03x8UzoNx8G+njZSn",
-	"7ld9uiPfeh0GN1O22BV0miIYHt+jOdLwgEpzKUJ4V0qDSQg4WAwgCkZRsLm5WRUYjANtFBcLu/orNGp1",
-	"PTeoOpSBsRSJpiMtGR0b51IhKJrCxaJzaS4MLlAFa1q8YIrlaLz2r2PDxWKKggmzu9kzqYAJ+Pn1BGSB",
-	"ihmpxlb3ccZRGDB2HhzzBKQCnZWLHgnGYgNchLBMeZxGwk5gWYYK8lIbSNkDwh2igIViwmByBUysQJoU",
-	"VbUkE3qJSsPF8GIQiSAMOMnjYBOEgWA5HezXvpO/7w/QPnvO3r9AsTBpMB6d/RAGORf132GH0g/j8BqM",
-	"RdNcyZzUgkxlHFUFRDqmE9vejIbjO1mKBJMelMLwzA6wMMxlghl9jFNMgJvB/vPtYPnrcDu16HxFs/aD",
-	"F3gCx+b+NiqHw/P4by+e/9l+wh5dMh1MlPkdKjh+OXndHw0vznr1AQpm0kZ8ngRhoPBdyRUmwdioEh8r",
-	"fSXymhbQhRQaLV5/ZMkr8gPaojWWwqADLiuKjMeMDnNaKHmXYf7v/9DSXuPjtpy4WW7TXd0oty1wDTnL",
-	"5lLlaFHPYM4xS+h7Lh5YxpMrQKWk0kBq0EDX7MYMAoezecbj7y6/v9sl0xCnTCwwgViKuFQKhclWVrZn",
-	"Ut3xJHHg/57CxQoTFIazjPRotQh3pbFoUzJD615iWaCGjPy8STn9UBo80lCgyrkmZ2sP8Ys0z8jwvucZ",
-	"fpGgyzitDUhA4/SOdO0npQIpENoOka1ASAMasReCc7dbXs3+7j2lPeCErTLJkqmUL5ha4P+VIdzJZEW3",
-	"lZEQCkzK3Kk1qgceI7A4xsJoK/LfBCtNKhX/Hb/3vTgwNQBzjvrNmzf969Kk9F3MDIJzvaDZSoOWldAP",
-	"jGfsLvvuOsYHCq/aUGjnGkphgwVJYkGyFUkSnliQ2EEOXY3z90GLIMlzy3ta5MsyjX5NNbok9qNPW6Rk",
-	"baX2R9nH4QpmDCo60P/8Nuw/efthFJ4N138IdmJvGDxVyAxWsan27ixJOOmEZRNF9MNwigFzlmkMg6L1",
-	"1VYo24z9w+Fw2LEnzwvmnPCnrukFPmAWrF0UQ93JyN6kEpi+1zD3N+OdwDFRhH7OeAYsSRRq7cIFRYXe",
-	"FSQ4Z2VmiMm1KdIAXops5f/QsEyl9RH2tvEB1apa3rNg51oiYR0JyxG0zJGcDGYaHXVqaeP8bHiACYWB",
-	"4cYBvjXvbPiIefaLA2Hdyj6lkeswKNWCIPPIS1i3ucRvbrtK2vo+m0Xf1iLKu39gbGx8oyh8Q8HZInQD",
-	"QjZCd9MiOZ+jSLhYuDBeU3m7dxSEEAXvSlSrQcZzbqKA7jnyZjbo4HAuA9hRYI5aM+fPd+lp++hO1GZC",
-	"11Gd0sYfAhRlTpMyubRTEl7m5AT4Im1NbKSYKC4VN6tdVUxGECtO/jILYXIGtEQIk3Nwi4YwuYBMLkOY",
-	"XEKRMSFIY8fPp89fgLsdeA/+dixjrCSbjIIwmJzRP+f0zwX9c7lHOOc2d2R79ewpPLm4/BN4dwwJGsYz",
-	"Tftsuwr6oUPJYeBoG/3EDeb6EC5baKrhHzCl2Mo6GKENEzF27qQNM6XuStFa9rfXwoh8MhOMg1LxvsI5",
-	"KsqLg/AAbLYsxsvQBR5nprs2QsRROFhtqv8/5LLt+phS/IHyuihgBY8C7xq5BhRJIbmwKQ++Z3mRWaUV",
-	"vMsgYhsXkltmNk6dMIN9CmZdc7Yiwa7f77Bxc38Lc5llcokJ3K2AASU9myKa+9vh6C8//vD3/7z8+Y//",
-	"9cN/D/96/ubi17Nf/vTqyfQm+PoA43KqDs2WORM+4wqhFPxdicR4vePfFLJKyLrkKVp2/Wlm4sdtR72d",
-	"Fetfb/kex1mPONJQalQ2syxvB4NBL4RlisIzGT+KqA6zA+lYosw893KJ4yeM6HDIee3GPsq8PiOAFcln",
-	"A/Tzgl4Y+DrSroJ/cVm4nDu2qGtGYEV0NPdmymxJqBaNC/PHi0aspjK06Sps5u4hGVaOw+u78SBteToi",
-	"cAtzbSiFtRvZsPANbTbH3u+ebh48G9/0USw2shuvCTNsP690INtHxQuXc8GxRgRW8FOn814rkHv5wuB9",
-	"fyH7/kvKCgav2PJnH6r3eKBmI7KQGPs8Cb0b6nVyhaoYerhaygVMnz/968309aOAQLeb4+PhbBSLsdMB",
-	"vDl/CvZXOpPHZpU7mpQZiFmpMbHf27NXLoHmJJ2nriy08Xiy0Anq+4ED/cDjafAw6pq+15RG/TtGohRS",
-	"W2RUCXxdzE055WKrLzalOvRaJTqIti6xEc2j9ADqX3DdgfyatDyKvbSNaIe+bJ/BLrhfqImnrV8vTxeT",
-	"Evje3Mal0rIjPj6131f4oqFQsAVeAYUPkO4eM6bd14+IK51H3xRivyJe1yHpE52BjM8xXsUZgvOoA5gS",
-	"NfIQAEn5XyYX2s/QIWgZiY3kj2uYCVzOnJd3lfMHlpWo4Q4zKRZgJGSMYqpfVrtcsOLcAikbYFrzhcDE",
-	"lm9vCyUXlKaS43b5jvXbWmYPdkicSe0+EK/NMkw6OXorRLbSDy5inqCr0bsC0a13Bo6hW1rvQsNGRtNa",
-	"t6osfLqy3647XPf/zvq/D/tPbvtvP4zC0dkPXQUI607jkgLVawKjQ+8dMoXquqRldzoBwla3tPbFleO/",
-	"vJn2XF+A7sMelJtVVQqrCnvXk+fVBJncWxpU92tIILdlI2BqTOEqRFzM5a4Yz4Vh97iBFTiuFE2w8ZU4",
-	"r2gdVtmRBiYSXwbWPfojEjQYdZvFNxWmQSQicXLSKpgRUGkNy0Lj1eDkBG4sQG1RFkguDbNrX/Sz48fw",
-	"oz1fJFxjwWrCdRZmY1LPhkr3KvNIR2I2efl6CqcPo1NWmvTUzph1aHnm1TzrkY1VxRKyHpNiJOyoIx2C",
-	"Na52gDrSV9uNL2Cx0RQY2Fb3i5tILJmuSrSUQAiWU+7LbSV4tlXPnQ3gWrSbXUfV7UWianvNLoYXswHc",
-	"sDj1ApDCXT+BxGxK3rSJ91c6Esez9/3mt1lv3JBrbetImVzUUKH7IzpjUuQK5FJcRYItPHTKgtStpXLj",
-	"WJJzoe3w/VUoD5NXyJL+SpaqbztjmsBxDbq01zsvM9cwq1t8S25SUtJOmWQWieOaHBxp0JvMpjeASbv3",
-	"axG5gtlPN9OZw2bdkKML4nQs35GD4zPQdFG+CNcLu1t0KdN1m44oSyRs8noFfE7b0s9CmrDd+iPPfDk8",
-	"n/ljtQqsM6+eKsE6OaHBCdpU2eHdl0lIeE+i3TK0vq2j5Mwo/n5MC32sRkdRPfijrcnAR1+RgY+QySV8",
-	"jMTH/s5/Hzf+V32gsXByQsucnED130eYjNz/zqq/zwH8WLdXPdoPckPch4t6bCaXrWWrQW6I+3Bpx0Zi",
-	"MiLtfHa9yevYVmX0yQkwhVDXhmb76vazK9cmcGZWOclIZFwb17/bKgFau3blopkLrD6tDF4W+s+o78H7",
-	"5uvJ8xa7GwejwXAwpGgmCxSs4ME4OB8MB+eBDVypjTzk17yN0p8L7OjMv2rM2ptwbdYmxVVt9skVOJN2",
-	"oCoOWXBgJXP+5nkSjAOimlMvzObjgd+6+Vwz5HTjccE6PDh+t2Udbp/bFserk1qWznVFo6omtK3FNl3o",
-	"Om19ZOd5o15wQAKrPAonqwL37V9lz5+xu6sv7O79rMyyviGOq5EpgqWNWwQ9e7+t0XA8kdosbFRY4p0b",
-	"f2vkrdFWvsaxoFhkXKcQSzHni1L5YO2erUSiSBXTqEOYSTUL7Taz/lKqZGaNi/yp0kbKpNd6qLGlgnf7",
-	"XmYc7iscuACf8AEzNvqTn3U34sqvBo7J+s/Pz5/09t1PXYOYu+pEI+hjMuBHyuef6XyhaG72N5CNEjXQ",
-	"/Pe9YLUdjI2NfIgMxpdD20riORH66uLcX6OuLHhHLwV7VyK4HMo/ooFC4QOXpbbZ2ZGGVpq1VykuCduD",
-	"qMvR2SFEvd16U3I2HH6iv/t5fd1WPtzR2n0p0B7U+g2HENtpvnASdC1cS3raevpip4wOT9lou9tJ54cn",
-	"NY9A7IyLwzPqFxfrMLh8zBbtzrpNv8o8Z2rlw02T9wpcojYw50qb0Hmse1xptMk8F8xXHg1baNvg8HHq",
-	"bRi0aTD5YPfLmLidLYZLbQ6UrNsNWmj3Z6+rtxu7vdlIdAVVON4Iwb2aiLMqBs+lqvq2kcBMYyuJMCnm",
-	"lm7Uks2ugG2U1mtCrxBYtmQrbTvKjtQ7r7wZ1NsN96+M6m/r0u6PMll9MzvqehKw3qzNGFXieseUR9/Y",
-	"lB/xnCqTiwURLW50VcTV7u1GUhUSfQXWpzBbjzCqx6Sfen1hx6zD4IV0Z+nozjKTNmWwpRcwhBabPP3A",
-	"k/Whx6ddbw4PCNfx1PD/l1O7GD45PKF+2EcTRo+Qafsd1zfwntapNLf/Wb7RkQ274jZmWmnIpiP5Cc03",
-	"8SJfmBscmNO8dv0OMf/TjuKLTX79L3rQAvhPFFtF7X3vVuCenlO4rLuVn8kGOvDuu3t7Yd8kxTdu4D89",
-	"+pu2VIcZuMqwC40bTeqQ4qNUCap/0eANnG/0i+ZlllUdyBBkltSc+EvQ3up2WKS2+xy/vSWo2E6Ax3Gp",
-	"smAcnFoI+a0+1IUNv+X67fp/AwAA//8=",
+	"7H3pchu3muirfMU7VSZ9mxRFyTknUt2qqzjOGZ/YsY6tTM6d0JeEukESoybQBtCiGUd/5wHmEedJpvB9",
+	"QC9kU6QWL4mVHzHVjcb67Rs+tGI1z5Tk0prW0YfWjLOEa/z5VEkjjOUyXp6pCy7ds4SbWIvMCiVbR603",
+	"VnM2B8Pf5VzGHNQE7IzDQgvLjyFjxoCwcM7iC2AG/tmt9NjFLsEq0JwlsFS5pu96rahl4hmfMzfev2g+",
+	"aR21/tdeOcs9emv21uZ3dRW1np2x6fpEz2YcrIgvuH1k4JJrI5SM4F2uLE8i4L1pD4at/WGrPrhdZrx1",
+	"1DJWCznF3l9zq5cnE8t1w2bwWMnEuCUtmFs2nyjNQbtPhJw2di2k5VOuW1eu84xpNufW7/5JbIWcnnHJ",
+	"pF0f7AelgUl4+eYUVMY1s0of4d7HqeDSgsXvoC0SUBpMmk87bmIstiBkBIuZiGdDiR+wNOUa5rmxMGOX",
+	"HM45lzDVTFqeHAOTS1B2xnXokkmz4NrAYf+wN5StqCXcfAhsWlFLsrlb2D+7NP+uX0B17XP2/gWXUztr",
+	"He0P/hq15kIWf0cNm74dDk/AIjRNtJq7beFMp4LrAIhumTRtPBkD7XOVy4QnHcilFSk2QDCcq4Sn7mc8",
+	"4wkI29u8vjVYvhvcPk/4PFP48Ee+bFriBV9CLsW7nLuTtDNhIFVTETM34Xc5NxbaDH7++fn3ERi27PTg",
+	"hIAPFsLO3BqH0rA5x47cIyFhcAgzlWtTnKotEAV/ToQ2NnQ/lLHmzPIE2oN+vwNCGus2TU0AXwg5BSYR",
+	"WGjPa6MBG8pETCZcO/g8V8myBKXB4BpQquxM123NBlAaPHmyCkoZs5Zr1+f//3U4fD/Y7w6H7//y7O2H",
+	"/Wjw5MnVv7SaoO355CWz8ayZhjjqEqic36a2wy9u3epNx5G5lOGWsZKwHAxbx8DAWJZyUJKXC98fbISw",
+	"55MuTWTTeg+bZn+Gk3rtgG8zDQSRQNtejIZ5v38Q//zi+ff4i3ccrXD4IfP5OdfQfnX6prvfPxx0illm",
+	"zM7KOYqkFbUcdAjNk9aR1TnfFQkC5F+5DkympOFI9r5jyWsCN/dXrKTlRP9YlqUiZm4xe5lW5ymf/+//",
+	"MAqpwW5DntJXNOj63gQkEgbmLJ0oPedIPBlMBE8T91zIS5aK5Bi41kobcNtgwFELatNrEbmapCL+5PMv",
+	"+JuxzLrlTHLDCaNjNZ8zmRw52shi9w0es2uYG0gUN0MplQWWpmoB7TH+y5MxpMJY14Uy3HFy17ITAQOd",
+	"pxxMHs8cwDuI1oj+Q5lxDZobleYWWSzuX6xknGvE+3jG5JQ7bL+KHBM7F0lCFP1TblWsecKlFSx1p4pn",
+	"Cue5xU3RyiGpBhOrjDtsji+I2GqVW/7IQMb1XBgnQeBx/6TsD46bfMo1/KRo8wM6Syg5+SNTMH+l8Wyq",
+	"XJ4twR204bxDhyNhhVXje8/+cYGnbJkqlpwp9YLpKf9caIkcw/E8NwkNdsZo1YbrSxFzYHHMM2toyhpl",
+	"MeG6+YGJlH/S0wmUG8lDAiwInG7OSF6kglRJtwqPFsegudtjYDIhno3L+Fmy3M6UFr/xTw1ehBMlnhBD",
+	"/+WXX7onuZ25Z7EjMsS0nLhhwKgw6UsmUnaefnJQ4ZeOxBjrxG5hIJcoyLmZIKyvSHmJSBDWsZEnk4Vg",
+	"5gVKh1lijjpJRTFCLaBbqAFNM/at9yoKA076Z5lpFXNjPsf+rEhSsGAGcsMTmCCZLqUzj3M9FCl850En",
+	"UbLCn1lCSMbSU+30ECscF5+w1PColVUefWhpzvxa6hP7ZbaEdsxkzNMINFcZl51juOBZQdfwWN0RVBWH",
+	"fr/fJP/4J+r8P3hsHTiepFxb85qbPMUZ1yclplJpQq76rF47HnbpsBe/JwlWKqdsOaiIReLntKrIOTmJ",
+	"3tIAls/N+rjUa4OUT6N5CTMjykt0Y4FqnRf8r5+BF9Mreua5UilnyHSJZ4xE0qDhFm9JAGzWgUt579dK",
+	"Z6uflrOIwmrfNhyPf8C0Zsu13sudbPr0xFoWz+Yeeer76wQeLsMqZZ56ekQS6tqqPRKO6MWaYi8dYiSk",
+	"XbpzOV9abnqtpo5ozSOGc3IypPvVSpjlXUdImr6ZiJSTPN1wHhuOSchUSN58wA4QtGRp81szY4Mn3zR2",
+	"asRvvDZtIe03hw0QtnpM7oyLVazspu+2GLgyv2IZtX27/qhfCNOExgHLih/XUckK4GyFQOyvaUpPCcIa",
+	"UBtZduMG06tdgdK3dvKoa89lPndTYlOO9hRPoxHVzNJYPq/Ms+zFiU2Nk3GSuORp87tbgPFGSN0MjU1w",
+	"hPOtAYnf0PqGlPPfCjz+pO4DcsKh3xlsbsdCw1lW+OA3T54cfLPFhFY/hIRPGPJCP8QKA3LcjRo74YhH",
+	"MEMNrSR+BdxBG0HRoNCaZ6BkuuxUqOKmY8ZVNO/Nup2vasLpd79F002/yXITtZ4iGAQDyG3214m0U6WX",
+	"G2wnqB49MhCnzBgx8aKat/LMmE4WTPO9TOMGrsgrgwZxBSnlRExHO8He8wQh2H2VG6vmI7Q4mM1LJLJS",
+	"X8e/sTTnhXxRrgh7JBuGiUj4R0MfmzIhDSnGtWFHNK3KcftzjFrvu1PV9Q+d+Np7zRYvncQ75a1VsfTD",
+	"qkzXtEtinjEyp1y3Py/4JU9bV1XC2CBrKmDmwqDAW7XhMQm8O2ciBZYkmhtDhgvH0DrH4FHGgFVVm3kP",
+	"Xsl06f8wsJgp1K9RxeCXXC9D97XtHkpUwtmcg1Fz7hR0nhpOBtDKbhwM+lvx2rLpVrg5c21QsrPESFah",
+	"ctsYXia6dgxc55lreRW1cj11OLzzgS2csuxVq10wYFUGJTGD1ldASzmNJlLzgwPiZ1oTo65TAQTwZhKg",
+	"JhMuEyGnhCqFgRfHHrYiGLbe5Vwve6mYCztsOSgaes2x1+AyIIfT2pbPPbZsFb9pquUHTUv1u7Yri/N2",
+	"WQTF5/TBfgUrPb+LWs8l+lA2KVYqt7Ga1wSXUh/w0jn+nqg0VYtRnrWi1rucaSatkPgm0SrLeNIo1ZQt",
+	"Nykypbq5Sce5Hw0oLLRx66VlF/yNdw6Q3pe+mrSOft0C6LXvAi+7ilY32dOlkadZW9iWbw0znmbdhJuL",
+	"QOsiIEeASfMpOQL+Lz1AgpioOROSnjdCq7du3UZzCJ9Ga0tZ3863axt6OyZPyuiI5VaNNGn5zZoStohT",
+	"ZfgoYcuG3f2eLQ2wia2ZvIEFqo+fGjhfOu7J0wm0++GZsMDIwSb5ewtmwXnW8RKDmDt0OfiGvFn0V79R",
+	"y2/gx9ukgRvyakFIHk5lRWReZVbrdKwgIYMGCkK2ntFCyEQtbrfFjpOec2814skxpMw1ZUBUpZtnIAzQ",
+	"y5tuby4vpFrIkeEy2P3qc3vpsCN4nIPYIBXkhmuYMRrXlJMlmYPZEu2UdtMjRw3Or04qR1UVT3M8srfR",
+	"FnrUsKvroLy+uqgRL5qIGrHtCl1P1QJZUCLyeStqzcR01kizXwh50WCpuYWqeSHI3XKtdCHkxY+uHYpJ",
+	"enoNwae3uxJ8HLza52oPjZsWZlPZt4xp0uTjmUAunuRk/+UjNan+mYzOnUocMwcmld8GwSJlK4yUvqY/",
+	"eeIenC83HsjtaOjFDZdSnXqY8dto01Hs6jq+5lwaD+GUy+R263Wa8I7KSil3FAabBROOX9XQuXhoZ0In",
+	"o4xpu6w+Jj/pLuiOwzUuVwulhW3QZk/3IdbCipilEZwOwKFsBKcHQEgcwekhpGoRwekTyFImpZN428/P",
+	"nr8Akq7hPXjpulMlW6f7rah1OnD/O3D/cxLA6ZPGkw6einXD+w9P4dvDJ38B7wGBhFsmUjS3rjJyBPCN",
+	"sVHe0W1XXeN5ILkmosggbEdM2XWJQxVMboM+VLIxml9jU4oS2Fn0riglDeM4PZzJuNlMTOtqCiyrKH4b",
+	"VbuC6uZadDVHJ1DMW9tgb0Xx8nNoAsV/FOK6kwcarHDNlHmVzHAnkDb5E3YS+zWPubi8Iash/rhlz8P8",
+	"ZqSNae59fKTGCBMznWyieNfoIk3mUU/l/DLri9rxCO7DELpyoLe3h3o/2y3tdSqpaZgT8R63fKH0BdMY",
+	"lBG1pBqRajEpHtgRHlGSx+IcQbdgV04yMlyPeJKTda8VOQ1vpCYjjAdpPMPN3GFbZGN1j3AxvrOmnXrD",
+	"rDATdgcPbFy6LOo2oEY+hgE9vi2JyVWReX+rbuc7aFrKmTdbNWkS3xxutUiVasWTBrWCbFENfhljxFRy",
+	"vrP7pfASjWKV07atE9eKZH0NWdnugKxYnq/z1NQZ3b+qRdWKybR2pOAYhi2WiWHLaxzCAJdJpgS5i/l7",
+	"Ns9S3LJMNPow3WqSuy3Hu1+v2bhV0/fuDPc2GsONTOZ3M2g3+He1cRSHghzvtK81GX8XIBYN4pG9GEHQ",
+	"DuB8CQx+fvH8+zpo2ItRf//v3/313//x5OU3//bX/9f/8eCXw38OfvrL62/PnrXubqNPhbzYndug5tgA",
+	"CXOupzwZCWnVTrtRqngreJTPmfRBr1GIsc6KkPf61oSY2KZdyMg6PCqlkK1zyipS+vWhPb5daTnB2PXb",
+	"A1PNT7L57UhsMIYXLR4ZsnmIBNr5qNfrdSJYzLhccRcKAwwb9nabXTD3NG1jsxywkTPfjfN6a8jdSKKp",
+	"sO9rAKNCIUv5crvr5Q21rbiEdqen2/WDG7h+suTGtPmm7qKKvXklbJGi1tWEIsZMPVCfIhifnTHMxNlq",
+	"qa67pXbdzSaRvQiICvEwdFal4lRdRYP/qkIj6lEfjREQtTMoN6tRDMN9eep4tGkKoQrPm3llE1NfIRLY",
+	"PwZMe8X72PtFvRouDGSam3ocWyU2TNla3MgmSdPPNHyweanPLpsjdmK7IWAnYZbdzMFehqGG4L224RxY",
+	"JvYIKDu3cJlvosA0kCO7Me+KJPKsvNNr1mQpSW97Fp+QcPb86Y/Pzt7siCmI2Tvju9Us5o1c5ZeDp4Bv",
+	"3Zo88obwb7Sckx2xDAoNfMZ9kzSuOpCwkn+rzCTcXPSIKvQ86vQu97f4tupT3e+eMzeVTBlB+RQrlqaZ",
+	"MFbp5U472EQ1CuMKbiKBaOUQo6rvzEHpFqi/D6W/ikS31/ipl1Pv3777fJpYmuTv7SjOtVEN0t5TfB7g",
+	"Cx1wGZvyY3AsGbzFEJO43OMdhJXGpdcnsXkj3hRc/pqMnlRMeLyMU+4p5xFIvoAuOWUpJjn8IeQo02qK",
+	"zqjwzIulQxkeBImmaEE6H3qkKBQ7dbpBSGANkhjFqARri+SLVtRyg2O8XjFsq5CDW6Xs1Ap6JXoD/AiN",
+	"1pSKQFEx7YRQYMQBTPgI5nSyC6MxmVjilG/od85D0OzdoI76eSatXt4JD6r93DNTurGf97qQ4TUz7KV3",
+	"9nh7UtVW0rj1VdZz/+ykMWa7ZI/uvQ/UWSH9ATZ7l/u9rcbu4F66niw3HnSIZbw+77ka6XjS/XfW/a3f",
+	"/XbUffthP9of/LU55PFnFPVuFvI4F7L6dP+6IMgvIYDxSwsv/BQxd58ggm4FTBFL49xpGW9cYx9wzJnm",
+	"+iS3DenQJxJT7ozxqVLtv/9y1inDhJFaC7sM+Xkh2/Dk9Hn4QCUXaC0oKiMg3cEhS2CfWZtRPpOQE7U+",
+	"DQoJglRNjeeXBtpF4khUpAd6bmGi4FikuGViGKbj/hhK15jXkuDLfLHeUA7l48eV9DcMRZEJWYniZe/x",
+	"Y3iG6g1mioKbl4HxiU/hw/ZH8B2ub0gBVTHuBPHgsc/OrWzpxs18ZIZyfPrqzRnsXe7vsdzO9vCLccMu",
+	"j/02jzs9KOPBnO6FFQGw1SMTgXSqWVXkfmSOV0tMAIutcaIuW6kzIexQLpgJeaNwjhGuQk5BYBrXeCXJ",
+	"dNyDE1ktK/EonN5QhuT48WH/cNyDZyye+Qm4DaeUa8yOKvJw3SCeVpuhbI/fd8t3485RaYMyGDGUqmkB",
+	"Ku78nIJmZ1xoUAt5PJQU1h6ByTO33UZpaseSuZAGm28O7/Vg8pqzpLtUue5iDQrjgOMETI7HO8lTKk1R",
+	"FALA9LJxQ4ToeCjbhbqDDuyartbpwWm1ygpC5BLGf3t2NibYLEpfuAMSblm+9gW0B4DRaT70rhM1F8OY",
+	"MVMUxHBK2FCiK+EYxMQN615LZaNqkQ1hYPykfzD2y6qkS4799gRr5uPHrnHC0XFB8O4jDDCpgMhgUb8C",
+	"MARhzqwW749cR7+H1sNh0fh3DGeA330wA/wOqVrA70P5e3ftv99r/4Qfri08fuy6efwYwn+/w+k+/TMI",
+	"fx8A+LY0VtHaN6Im9OOwaJuqRaXb0Iia0I8n2HYoT/fd7tw4VMPvMUYSmMePgWkORVjFeFOW6fg4xP07",
+	"jApEcihTYSyVOFiJfka8phCHMWkGnt21XmXme24uwNPmk9PnFX31qLXf6/f6jm053YFlonXUOuj1ewct",
+	"FIJmyHkcXfPRh3tlsmSmTEMtnDMktJg6OWcOe/UjAwt+PlPqojTDhCTsww7F9ps5S1OYcsm1iIfSCZvQ",
+	"Hn+oBXMbh+fCLv1fqHvR74mQU64x14MeTLXKs2ErGsphK2XnPMWGvV7vyhFlyYE4rRvbDUJrGraO4Nde",
+	"r/f2ylHnH4TGEir0SqJax8ps02OY5BpJJqtliWKVFRweqf9KsZfKRLHsT8p9GrrvNQRIAksSsAqEPQZW",
+	"KIhDiWO5lwYYZgQ5zIwc8pc0D7h06nFIlq3FEEZD6X8R1S7GVTLmIN3OTBzddgwBcpkxbbjrrDg4YQJL",
+	"4Akc9vuBsZRVNyIkFtWM4TI8nACzYB/PE8ztxZgJyrVt1esubYjMLpvs1eoyXb0tTLLf+eSsDQnd64nc",
+	"qxLY1WopldXSKIN+/0YDXJsDWU2L3pAuHlKfueZQRLRgjv8hzaRpgGLGe5VKLvjJ/vZPagUP8KOD7R+V",
+	"VUTwi8PtXxQlO9wH+zsMsVoC4ypqPdllatVaCChi5/M5c6pV66WSwqoKvkP7VKs5tzOe12lZoGRFCQNP",
+	"ssBRrE4rKCS/BncAWhuqElDryFObI0cKvPhfpa8UVrWZvM54UXwDZQO2AJ9wAu2x/7WnJ/FfBwMUQIey",
+	"xmRUbLntkuDiyNxY81hkTnocV6S5tayEoRQWKxQYn/heuBT9kI+Mk9fgTO09jSFRWMuh/V0cR8BSwQw3",
+	"nd5QnpXtV+OxcTudoGNASasckY6Av2exTZfAnKjohCGf8fXm5dkpVsNxm491cHrwsqgShE2F2UCDhrI9",
+	"6A86x6CQB/1W+cDHfkP7cP+gc0yPU6UyL6bF3JBi4ihqV/MsFe6JDtVOOFUM8ZkyvswWkPcZcNBr6N8z",
+	"H013F/IXfaCyUJj1VNaFKk54U/GqpnyB3WlpFaLqJK8wGZ0LyXBG61adOsTe9PtPSqXrSVYbyHQAb4cr",
+	"dTI96A8+31SaccFhnQfXYxj75KkxFZDBooQI0IvZ8oHP3Auf+Z6nwun1VKNrgXrAk4PBoKTgSHMyrS5F",
+	"wrV5BJ4rBLZjdmQxyERWOUx57m4NPrS/ToxeCGPLaNKPQ44Kj3sJ6rcO2SUq9ZHwfSVIdwOWVaTbPxmS",
+	"3BHYPY0iNooWG1RevCZhvA9Z5SkVfjqviLURSL7gxlLFy91AXqB6e0RyWgPM7314J5KrPc0WG6H/b7wC",
+	"/MlrtrgnBKiXaXx3D3Uabwb2d+HQzVXgKkKn0uFIe39iYA6rxmJDTh61M74MMb73C6CB+FV1gFWR0Tf5",
+	"Ry1F+88Aqrel0JT40AytXq4BNQkUxpvCsZ7GFw21h/1vt39QlDi9O5if0v4Aq7C1BITlc9osaFP6L4OJ",
+	"eO/riYZyu95707kLNoS+9uh1hVKvH2tRB4QM5Zj2OxfSzQfRc15aGfvo1Voj9isVAe7B9vTRNI/aRDfA",
+	"edi8lfqIoQb7dYURsQ12+yem34Vvi4Cr2K8KwBaP1gHW+6iONGc4oSxvgEvyOBYVijXPUgyGg3FTfYAx",
+	"RWH//c2rnwD9vGwo24lmEwuD/qDf3R9EIBVoPldUQphSAU2n5vFC92Ot+zHVj6cg5yU5cqRagJI9eIU2",
+	"6yBpGchEfAFsKAl5Ic9CMfInYKiEfpPR4jS/X+SJtrYPhcDvYuO9RZWPT21huAme45kKCROlY35HpP/z",
+	"aPY35ZiH+4MdTAHrJYzvTpNeE3WoF/+6FW1qZqZEHrpl6HgjK31duuOxZel8D275Y6iXlrvG3b5GKDCe",
+	"3Yeef3QasX6Vw8dkyrWA/QZUfVYNrkdjMNZtwz1u/8a1AiHjNE940nmwHNQQo0wdsWtJCxWE8C+38uoa",
+	"OuyECD4GpRgelb0Qt5Ks4sOWEJQ1nHghzGdEiWh13Vg2L6wUTcQilGYoLprYbsLbPStqywxw84TBSNFN",
+	"44fcnRuMTjlRO44dUnw2jV9JAdq1FHjIF9xxBpW6niGbzylb5IzrbJpXrQrtRk/Pljz4a+fn87aTovY1",
+	"zq5tuIXzJVgt2JRvnF5I+m7d1IZw/ZxipvFOp4CEbApTcckltDXPuC/tVeAE1Uh5n6WYpkgWjUYYY9Pa",
+	"PO+cHr/fkB5v7BJjdCZKzxtQ84c8TbsWi5JxpuMZ+iwBQ2LI1Vi2hvapMnaKMXcLfk7tR1aNrMGFlWFb",
+	"XE5TYWZA0cK59qGQdP3WUGYzzbAay1jpMQVzjLsLpZMxujpzrFBllUo6lVuCVvbu3cZrcvp3hL9w5xFD",
+	"jzEZI3wNdmPxmo3XPzyFg4ODbzdCYZGeN1lFlF1C3Hecn8/WuOXU6Ot7mNspm3Iw4reNlBRLY9YGKioS",
+	"P+lXSrSFg7um3sTavmTsXc6Bcm58aTbINL8UKjeYzfPIQCUtZ+OmUNLOBoh6sj/YBlEfXwg8JbF7TQR8",
+	"JTkutCLKPIh6NVHPyUJha+pen4go1gVfOuaSsamQoQbMTQXA6JpYmpLRVuoKQ7Ws8Em4rme9pPBQNkl8",
+	"K6W4O0WYc634oC83PJQ8NbwSoo2WSyFhXMxsTDGAZX5/wYw1B5Yu2NJgWAxpbU3mmmox7o9vqanfnfex",
+	"DDZNBcY/sbkmpDyuI/7qXX8UFrpy48vxtff7BVZya8NO1HqhfNmk9ZpzzM7qCfnb7tpsumJxyzQablbE",
+	"MJj9T3AAlev1FgyvZpw6xc1p4D5P29DVREmIivFJ1j6m/6PvuuQLP8EIKtrp3geRXH2ys/i67X63CwE6",
+	"HAx22YDqxVL3wCaRe5QwcyMmSIRk1Q6CkHZdKMQnYheNFoot35T3an4C4e568vJgd78XOfBvToiSBc0+",
+	"X3qLh5OLiootNxf7mu+OfUpphp7n8jQx3mDgBLaUs5AdgSlxpgcv8N7Nths/Gspqlm0EIdmzQwmMVTdc",
+	"cP/RLdwzlXK4ZGnOe0OJM8AoBMqYUrrImNK8SxlYPq8umKLgafVakKF0wt/61SA1X4K/FQTecKfEh4sQ",
+	"x5WkFLxBd6lylGk334oLT7FaAC2xqEjgd3soYyZ9BBdPBN5IfNj/tjHYuZoi/dEpS4VKfH7/YlNy+Bcj",
+	"rlakpWBSobOEdu49wwlF/EtlZw5u/e2ESecOgtKDGPOHdl8+c/DByrIovoDATej0QumLRrlkr6xhYa4N",
+	"Vj6ptPuKJZWVK/k2pZCVm/UI5tyyhFn2YJBaDxQKIF3ZsAhUmjSGJKs0ZeeK4PLWpqifM0yvVJSTMVfa",
+	"SSYphZqO3a8xZMynmTKY56kV7u+9idLzrjvGoTxXyfIYxqF6zP9x7GRc2KLwPjiYiYT74Lj1K+R6Q/mM",
+	"0jhTvLGXWZgrY+HV6Zvvn735cfT8p7OTH5+NXp78c3Rydnby9F9fPvvpDNr7fXgpvoPz5VB6E1oEh/sH",
+	"wM7VJe9ERTf7faD7yMm84WSJ/T49C8UGSG7AwggeLdANiMp647WfZEJJeJwyp8qjPU0Y8BfJNkkgJ0ny",
+	"KWnGKv5vEiwaTrSO/au3YlElk8IptTWQu6mE/c53QeJw69V0dhFf9j8xjSOswSxZwt41C9qD2PF5xY7P",
+	"lHtF4OPho92Ab51bEPVQdGubDLP3oVLAvG53aQbhR8anGhSBQ4EAPiVc6p5hJS1mMPC56Hwo26HB98KE",
+	"eoidqFrTpPi8+wqHNUcgFXY/bqKY36uFdGdRuaj3C5e0mpMZaifwR8/AcTDyILnVkys9nJL1ogqstxPV",
+	"mlCajB+bs/Nf55LMNmNqOQ733nirf1E6EgtsbL4TZygTxbGUD92CU1pj+t96VPYX7owxD947Dqu352BW",
+	"/FC+rldbomltj/FkMsQ0NPoTsZev0YxzUrvx48qLQF+GwYYO/8Eg87UaZH4RdpZotijjDKi2ENGRosps",
+	"+7//879KK25V6imo020lHiwquxN1dA2/POLoZnVn2ug6eSCND6TxgTR+OaQRkbJSSa24ah5pITq37pcQ",
+	"0sudkw2y/DwVMYSaQkqmy+a8gaeh46/Y2O334DorUNj/BxVps3E77NFHtmxXIN2B99LX9K+zWGhTwdtg",
+	"k+yQCDDFMqtDSYFxFSRZgqMSOjF1+SAE0NFO9OBkKKtxk/SlVaWA5Evj+znN3af5nBtYKH1xjC2LgokF",
+	"zfD5sWQ6x2KNdL0z1b2lsmbC+tuvqU6cGkrmyUwR9CVsUQKtvB87XFYeMhpoEDfr9qC/P5SFNSgEmXU2",
+	"2LifFtXgvyIJxC/6i3Sve2zDaESWJDypRX+SpCLslyChfLoATYLsmM05WKUQYVDGpiviGxAjgqL26Izr",
+	"1Zzn3QIvV/t8CLb80ydZLz3rcMwHk+iokC+xGiyje9+mf7pd6trIhcr9PeYhyLK8FmljJjXFbdeC1iMQ",
+	"EpROuH4Q9DYLepM8TcMNWBuFvdslUxO0F/eHNkuA4wshkzHVQ2GFB1+EPJYjGGdMYwHatmV6ytFk5YQc",
+	"etyJhnIcz0SajCMYF5dDj9RkDG28dPSo2h0Waffhik64Kj4YSgc7OAClNbohyvQfYzG+AuM5UfTClp0I",
+	"xnTP2eh8ieX/aYZYYOWcY0Yb1mZ3DTV3LCwZUwSD2xVatJNUMToBzpWdhaQhE5XpIUJecm04uJ0Kl17R",
+	"SE3y3QshL75GC5Nb9x8jdtKd/YO16WuVORyc1nK7FDB/v4qSt5E1NsdJIund++DoxtXeByIZV0SCU07X",
+	"7a5EYMv0c1GPBp+8v8frdq54t80/ug6uNvRO2/FFVzC8BV1BFVLzubq8U3LgA435g+s1DgCAEUiQHEQe",
+	"qkLBRX/ZsnOv9AYvmNzBwefafX7/3prk9Crj8sE39+Cbe6BkXw4lO8HLM2rprVggwREhaLuH//2f/4U2",
+	"wZu66DaTsYzTJarbyJhr9wWSsVMuk6+RjLl1/zEUwAei9pXHYjFBVKyWYUMFs+1M6ATTeZYUgOC9kMfw",
+	"5sUJxKmKLwxkLDf8/ggeOSZ3IXnU8ouLzfKu1psFZ/1SumqLpOi6z5YwtrxUvaq2TxU3Q4k3eVpF1/K1",
+	"B/1+pwcvCtcu3psX7mtv8OQ66ZwnQxnK5SnJwx1/WHrEWM4or7rwbOEuDfr7hY0y+LWab49SDyLtg0j7",
+	"uZ25wXtrlcev40ZfKwWkLtgqAjw4ch846naDB12MuhrDR2SYXhUgcZ+xfH683XgnNv0CNYbXNLOvkVH4",
+	"pT/oDQ9U7o9A5RBYy8tDC8E0VglFR+G1z6g3BEp4f2oCXRlCQLiZ4FHF2yr9KjUczSw3URHQ5p0VNM/1",
+	"kObXn6Ua0EciNG8qm/dFUhu38XLqj4SCEh4ozVdLaVBeR+tEQWPaT9+cnHUi0mqzmmJ83xFyGG6zi0yF",
+	"Db9AieqNm9eD4v2geD8QtS+HqCFSlp6jiBRDpYtEDyc2CTnKtJriTRr3JjlZMedp/WrlpiBWKqYXFekA",
+	"aPkrahXUo1tDZWIMcMU7aIZyxjK0nPSgYh/11+0bzutRzcatvHiClU+aKFlR6/UsrOGrDkf2e7CR5ND7",
+	"h4DjzQHHYY/uHmzsxuBxjlfnODg850xzfZLbWevo17cOEAzXlwFKc522jlp7CCB+qA9FLJgf0kFacfdF",
+	"QPjKw7pwU3lRXL9WbRzuN716e/U/AQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -5,16 +5,20 @@ package httpport
 
 import (
 	"cmp"
+	"encoding/json"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	ticketv1 "github.com/opsdesk/opsdesk/api/events/ticket/v1"
 	"github.com/opsdesk/opsdesk/libs/auth"
 	"github.com/opsdesk/opsdesk/libs/httpx"
+	"github.com/opsdesk/opsdesk/services/intake/internal/app/channels"
 	"github.com/opsdesk/opsdesk/services/intake/internal/app/command"
 	"github.com/opsdesk/opsdesk/services/intake/internal/app/query"
+	"github.com/opsdesk/opsdesk/services/intake/internal/app/settings"
 	"github.com/opsdesk/opsdesk/services/intake/internal/domain/ticket"
 )
 
@@ -24,14 +28,31 @@ const HeaderConsistencyToken = "X-Consistency-Token"
 // Server implements the generated ServerInterface.
 type Server struct {
 	create  *command.CreateTicketHandler
+	tickets *command.Tickets
 	queries *query.Handler
+	d       Deps
 }
 
 var _ ServerInterface = (*Server)(nil)
 
-// NewServer returns the HTTP port over the command and query handlers.
-func NewServer(create *command.CreateTicketHandler, queries *query.Handler) *Server {
-	return &Server{create: create, queries: queries}
+// Deps are the application's handlers the port calls.
+type Deps struct {
+	Create   *command.CreateTicketHandler
+	Tickets  *command.Tickets
+	Queries  *query.Handler
+	Settings *settings.Service
+	Blobs    command.BlobStore
+	Channels *channels.Service
+	// MailDomain makes each tenant's default address <slug>@MailDomain.
+	MailDomain string
+	// MaxAttachment is the largest file accepted; MaxUpload the largest
+	// multipart body (and inbound mail).
+	MaxAttachment, MaxUpload int64
+}
+
+// NewServer returns the HTTP port over the application's handlers.
+func NewServer(d Deps) *Server {
+	return &Server{create: d.Create, tickets: d.Tickets, queries: d.Queries, d: d}
 }
 
 // principal is the verified caller (the auth middleware ran first).
@@ -50,7 +71,7 @@ func scope(p auth.Principal) query.Scope {
 }
 
 // CreateTicket handles POST /v1/tickets.
-func (s *Server) CreateTicket(c echo.Context, _ CreateTicketParams) error {
+func (s *Server) CreateTicket(c echo.Context, params CreateTicketParams) error {
 	p := principal(c)
 	// The validator has checked the body against the schema (required
 	// fields, enums, lengths, no unknown properties); a decoding error that
@@ -80,18 +101,44 @@ func (s *Server) CreateTicket(c echo.Context, _ CreateTicketParams) error {
 		}
 		requester, requesterID = *req.Requester, ""
 	}
+	var (
+		tags, items, watchers []string
+		custom                json.RawMessage
+	)
+	if req.Tags != nil {
+		tags = *req.Tags
+	}
+	if req.ConfigItems != nil {
+		items = *req.ConfigItems
+	}
+	if req.Watchers != nil {
+		watchers = *req.Watchers
+	}
+	if req.CustomFields != nil {
+		custom = *req.CustomFields
+	}
+	key := ""
+	if params.IdempotencyKey != nil {
+		key = *params.IdempotencyKey
+	}
 	res, err := s.create.Handle(c.Request().Context(), command.CreateTicket{
-		Tenant:        p.Tenant,
-		Type:          string(req.Type),
-		Title:         req.Title,
-		Description:   description,
-		Impact:        string(req.Impact),
-		Urgency:       string(req.Urgency),
-		Requester:     requester,
-		RequesterID:   requesterID,
-		Channel:       ticketv1.ChannelAPI,
-		Actor:         p.Actor(),
-		CorrelationID: httpx.RequestID(c),
+		Category:       deref(req.Category),
+		Tags:           tags,
+		ConfigItems:    items,
+		Watchers:       watchers,
+		CustomFields:   custom,
+		IdempotencyKey: key,
+		Tenant:         p.Tenant,
+		Type:           string(req.Type),
+		Title:          req.Title,
+		Description:    description,
+		Impact:         string(req.Impact),
+		Urgency:        string(req.Urgency),
+		Requester:      requester,
+		RequesterID:    requesterID,
+		Channel:        ticketv1.ChannelAPI,
+		Actor:          p.Actor(),
+		CorrelationID:  httpx.RequestID(c),
 	})
 	if err != nil {
 		return problem(c, err)
@@ -100,7 +147,17 @@ func (s *Server) CreateTicket(c echo.Context, _ CreateTicketParams) error {
 	h.Set(echo.HeaderLocation, "/v1/tickets/"+res.Ticket.ID)
 	h.Set("ETag", etag(int64(res.Ticket.Version)))
 	h.Set(HeaderConsistencyToken, strconv.FormatUint(res.Sequence, 10))
+	if res.Replayed {
+		return c.JSON(http.StatusOK, ticketFromDomain(res.Ticket))
+	}
 	return c.JSON(http.StatusCreated, ticketFromDomain(res.Ticket))
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // GetTicket handles GET /v1/tickets/{id}.
@@ -132,6 +189,13 @@ func (s *Server) ListTickets(c echo.Context, p ListTicketsParams) error {
 	}
 	if p.Q != nil {
 		f.Query = *p.Q
+	}
+	if p.Priority != nil {
+		f.Priority = string(*p.Priority)
+	}
+	f.Requester, f.Assignee = deref(p.Requester), deref(p.Assignee)
+	if p.Tag != nil {
+		f.Tags = ticket.NormalizeTags(*p.Tag)
 	}
 	if p.Limit != nil {
 		if *p.Limit < 1 || *p.Limit > query.MaxLimit {
@@ -192,12 +256,43 @@ func consistencyToken(h *string) (uint64, error) {
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
 func ticketFromDomain(t ticket.Ticket) Ticket {
-	return Ticket{
+	out := Ticket{
 		Id: t.ID, Number: t.Number, Type: TicketType(t.Type), Status: TicketStatus(t.Status),
 		Title: t.Title, Description: t.Description, Impact: Level(t.Impact), Urgency: Level(t.Urgency),
 		Priority: Priority(t.Priority), Requester: t.Requester, RequesterId: optional(t.RequesterID), Channel: t.Channel,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Version: int64(t.Version),
+		Category: &t.Category, Tags: list(t.Tags), ConfigItems: list(t.ConfigItems), Watchers: list(t.Watchers),
+		CustomFields: custom(t.CustomFields), PendingReason: optional(t.PendingReason),
+		AutoCloseAt: optionalTime(t.AutoCloseAt), ReopenUntil: optionalTime(t.ReopenUntil),
+		MergedInto: optional(t.MergedInto), FollowUpOf: optional(t.FollowUpOf),
+		CommentCount: &t.Comments, AttachmentCount: &t.Attachments,
+		ResolvedAt: optionalTime(t.ResolvedAt), ClosedAt: optionalTime(t.ClosedAt),
+		FirstResponseAt: optionalTime(t.FirstResponseAt),
 	}
+	if t.Satisfaction != 0 {
+		out.Satisfaction = &t.Satisfaction
+	}
+	out.Resolution = resolution(t.ResolutionCode, t.ResolutionNote)
+	links := make([]Link, len(t.Links))
+	for i, l := range t.Links {
+		links[i] = Link{Kind: LinkKind(l.Kind), TargetId: l.Target, TargetNumber: l.TargetNumber}
+	}
+	out.Links = &links
+	return out
+}
+
+// resolution is the API's resolution, nil for none.
+func resolution(code, note string) *struct {
+	Code string `json:"code"`
+	Note string `json:"note"`
+} {
+	if code == "" {
+		return nil
+	}
+	return &struct {
+		Code string `json:"code"`
+		Note string `json:"note"`
+	}{Code: code, Note: note}
 }
 
 func optional(s string) *string {
@@ -207,13 +302,47 @@ func optional(s string) *string {
 	return &s
 }
 
+func optionalTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func list(l []string) *[]string {
+	if l == nil {
+		l = []string{}
+	}
+	return &l
+}
+
+func custom(raw json.RawMessage) *json.RawMessage {
+	if len(raw) == 0 {
+		raw = json.RawMessage(`{}`)
+	}
+	return &raw
+}
+
 func ticketFromView(t query.Ticket) Ticket {
-	return Ticket{
+	out := Ticket{
 		Id: t.ID, Number: t.Number, Type: TicketType(t.Type), Status: TicketStatus(t.Status),
 		Title: t.Title, Description: t.Description, Impact: Level(t.Impact), Urgency: Level(t.Urgency),
 		Priority: Priority(t.Priority), Requester: t.Requester, RequesterId: optional(t.RequesterID), Channel: t.Channel,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Version: t.Version,
+		Category: &t.Category, Tags: list(t.Tags), ConfigItems: list(t.ConfigItems), Watchers: list(t.Watchers),
+		CustomFields: custom(t.CustomFields), AssigneeId: optional(t.AssigneeID), PendingReason: optional(t.PendingReason),
+		ResolvedAt: t.ResolvedAt, AutoCloseAt: t.AutoCloseAt, ReopenUntil: t.ReopenUntil, ClosedAt: t.ClosedAt,
+		FirstResponseAt: t.FirstResponseAt, MergedInto: optional(t.MergedInto), FollowUpOf: optional(t.FollowUpOf),
+		Satisfaction: t.Satisfaction, CommentCount: &t.Comments, AttachmentCount: &t.Attachments,
 	}
+	out.Resolution = resolution(t.ResolutionCode, t.ResolutionNote)
+	links := make([]Link, len(t.Links))
+	for i, l := range t.Links {
+		at := l.CreatedAt
+		links[i] = Link{Kind: LinkKind(l.Kind), TargetId: l.TargetID, TargetNumber: l.TargetNumber, CreatedAt: &at}
+	}
+	out.Links = &links
+	return out
 }
 
 // eventFromView maps one history entry to its API shape.

@@ -39,7 +39,8 @@ func (Projection) Stream() string { return ticketv1.Stream }
 
 // Reset empties the read model before a rebuild.
 func (Projection) Reset(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, `TRUNCATE intake.tickets, intake.ticket_events`); err != nil {
+	if _, err := tx.Exec(ctx, `TRUNCATE intake.tickets, intake.ticket_events, intake.ticket_comments,
+		intake.ticket_attachments, intake.ticket_links, intake.message_ids, intake.due_closures`); err != nil {
 		return fmt.Errorf("reset tickets read model: %w", err)
 	}
 	return nil
@@ -54,12 +55,10 @@ func (Projection) Apply(ctx context.Context, tx pgx.Tx, e es.Event) error {
 	if err != nil {
 		return err
 	}
-	switch p := payload.(type) {
-	case ticketv1.TicketCreated:
+	if p, ok := payload.(ticketv1.TicketCreated); ok {
 		return applyCreated(ctx, tx, tenant, id, e, p)
-	default:
-		return applyOther(ctx, tx, tenant, id, e)
 	}
+	return applyOther(ctx, tx, tenant, id, e, payload)
 }
 
 // decode reads an event's aggregate from its subject and its typed payload
@@ -99,7 +98,7 @@ func (p Projection) ApplyBatch(ctx context.Context, tx pgx.Tx, events []es.Event
 		if err := run.flush(ctx, tx); err != nil {
 			return err
 		}
-		if err := applyOther(ctx, tx, tenant, id, e); err != nil {
+		if err := applyOther(ctx, tx, tenant, id, e, payload); err != nil {
 			return err
 		}
 	}
@@ -114,6 +113,7 @@ type createdRows struct {
 	createdAt, eventTime                                                                       []time.Time
 	seq                                                                                        []int64
 	eventID, eventType, actor, data, traceID                                                   []string
+	category, tags, items, watchers, custom, followUp, messageID                               []string
 }
 
 func (r *createdRows) add(tenant string, e es.Event, c ticketv1.TicketCreated) {
@@ -137,28 +137,66 @@ func (r *createdRows) add(tenant string, e es.Event, c ticketv1.TicketCreated) {
 	r.actor = append(r.actor, e.Actor)
 	r.data = append(r.data, string(data(e)))
 	r.traceID = append(r.traceID, es.TraceID(e.TraceParent))
+	r.category = append(r.category, c.Category)
+	r.tags = append(r.tags, jsonList(c.Tags))
+	r.items = append(r.items, jsonList(c.ConfigItems))
+	r.watchers = append(r.watchers, jsonList(c.Watchers))
+	r.custom = append(r.custom, string(customFields(c.CustomFields)))
+	r.followUp = append(r.followUp, c.FollowUpOf)
+	r.messageID = append(r.messageID, c.MessageID)
+}
+
+// jsonList encodes a list for a statement that takes lists as JSON, which
+// unnest() can carry where text[][] cannot (it would flatten).
+func jsonList(l []string) string {
+	if len(l) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(l) // cannot fail for strings
+	return string(b)
+}
+
+func customFields(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return json.RawMessage(`{}`)
+	}
+	return raw
 }
 
 // insertCreated is applyCreated for many events at once, with the same
 // conflict rules.
-const insertCreated = `
+var insertCreated = `
 WITH rows AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::bigint[],
                          $14::text[], $15::text[], $16::timestamptz[], $17::text[], $18::text[], $19::text[],
-                         $20::text[])
+                         $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::text[],
+                         $27::text[])
         AS r(tenant_id, id, number, type, title, description, impact, urgency, priority, requester, channel,
-             created_at, seq, event_id, event_type, time, actor, data, trace_id, requester_id)
+             created_at, seq, event_id, event_type, time, actor, data, trace_id, requester_id,
+             category, tags, config_items, watchers, custom_fields, follow_up_of, message_id)
 ), ticket AS (
     INSERT INTO intake.tickets (tenant_id, id, number, type, status, title, description, impact, urgency,
-                                priority, requester, requester_id, channel, created_at, updated_at, version, last_seq)
+                                priority, requester, requester_id, channel, created_at, updated_at, version, last_seq,
+                                category, tags, config_items, watchers, custom_fields, follow_up_of)
     SELECT tenant_id, id, number, type, 'new', title, description, impact, urgency,
-           priority, requester, requester_id, channel, created_at, created_at, 1, seq FROM rows
+           priority, requester, requester_id, channel, created_at, created_at, 1, seq,
+           category, ` + jsonArray("tags") + `, ` + jsonArray("config_items") + `, ` + jsonArray("watchers") + `,
+           custom_fields::jsonb, follow_up_of FROM rows
     ON CONFLICT (tenant_id, id) DO NOTHING
+), message AS (
+    INSERT INTO intake.message_ids (tenant_id, message_id, ticket_id)
+    SELECT tenant_id, message_id, id FROM rows WHERE message_id <> ''
+    ON CONFLICT DO NOTHING
 )
 INSERT INTO intake.ticket_events (seq, tenant_id, ticket_id, version, event_id, type, time, actor, data, trace_id)
 SELECT seq, tenant_id, id, 1, event_id, event_type, time, actor, data::jsonb, trace_id FROM rows
 ON CONFLICT (seq) DO NOTHING`
+
+// jsonArray turns the JSON list in column col into a text[].
+func jsonArray(col string) string {
+	return `coalesce(ARRAY(SELECT jsonb_array_elements_text(` + col + `::jsonb)), '{}')`
+}
 
 // flush writes the run, if any, and empties it.
 func (r *createdRows) flush(ctx context.Context, tx pgx.Tx) error {
@@ -168,7 +206,8 @@ func (r *createdRows) flush(ctx context.Context, tx pgx.Tx) error {
 	}
 	_, err := tx.Exec(ctx, insertCreated, r.tenant, r.id, r.number, r.typ, r.title, r.description, r.impact,
 		r.urgency, r.priority, r.requester, r.channel, r.createdAt, r.seq,
-		r.eventID, r.eventType, r.eventTime, r.actor, r.data, r.traceID, r.requesterID)
+		r.eventID, r.eventType, r.eventTime, r.actor, r.data, r.traceID, r.requesterID,
+		r.category, r.tags, r.items, r.watchers, r.custom, r.followUp, r.messageID)
 	if err != nil {
 		return fmt.Errorf("apply %d ticket creations, seq %d-%d: %w", n, r.seq[0], r.seq[n-1], err)
 	}
@@ -202,61 +241,17 @@ func data(e es.Event) json.RawMessage {
 }
 
 // applyCreated inserts the ticket and its first history entry in one round
-// trip. ON CONFLICT targets only the primary key: a duplicate number for a
-// different ticket is a bug that must surface (and dead-letter), not vanish.
+// trip, as ApplyBatch does for a run of one. ON CONFLICT targets only the
+// primary key: a duplicate number for a different ticket is a bug that must
+// surface (and dead-letter), not vanish.
 func applyCreated(ctx context.Context, tx pgx.Tx, tenant, id string, e es.Event, p ticketv1.TicketCreated) error {
 	if p.TicketID != id {
 		return fmt.Errorf("event %s: payload ticket_id %q does not match subject %q", e.ID, p.TicketID, e.Subject)
 	}
-	_, err := tx.Exec(ctx, `
-WITH ticket AS (
-    INSERT INTO intake.tickets (tenant_id, id, number, type, status, title, description, impact, urgency,
-                                priority, requester, requester_id, channel, created_at, updated_at, version, last_seq)
-    VALUES ($1, $2, $3, $4, 'new', $5, $6, $7, $8, $9, $10, $20, $11, $12, $12, 1, $13)
-    ON CONFLICT (tenant_id, id) DO NOTHING
-)
-INSERT INTO intake.ticket_events (seq, tenant_id, ticket_id, version, event_id, type, time, actor, data, trace_id)
-VALUES ($13, $1, $2, 1, $14, $15, $16, $17, $18, $19)
-ON CONFLICT (seq) DO NOTHING`,
-		tenant, id, p.Number, p.Type, p.Title, p.Description, p.Impact, p.Urgency,
-		p.Priority, p.Requester, p.Channel, p.CreatedAt, int64(e.Sequence),
-		e.ID, e.Type, e.Time, e.Actor, data(e), es.TraceID(e.TraceParent), nullable(p.RequesterID))
-	if err != nil {
+	var run createdRows
+	run.add(tenant, e, p)
+	if err := run.flush(ctx, tx); err != nil {
 		return fmt.Errorf("apply %s seq %d to ticket %s: %w", e.Type, e.Sequence, id, err)
-	}
-	return nil
-}
-
-// applyOther records an event that does not change the ticket's fields (in
-// this version: any type but created) and bumps the ticket's version. The
-// last_seq guard makes a repeat a no-op.
-func applyOther(ctx context.Context, tx pgx.Tx, tenant, id string, e es.Event) error {
-	tag, err := tx.Exec(ctx, `
-WITH ticket AS (
-    UPDATE intake.tickets
-       SET version = version + 1, last_seq = $3, updated_at = greatest(updated_at, $4)
-     WHERE tenant_id = $1 AND id = $2 AND last_seq < $3
-    RETURNING version
-)
-INSERT INTO intake.ticket_events (seq, tenant_id, ticket_id, version, event_id, type, time, actor, data, trace_id)
-SELECT $3, $1, $2, ticket.version, $5, $6, $4, $7, $8, $9 FROM ticket
-ON CONFLICT (seq) DO NOTHING`,
-		tenant, id, int64(e.Sequence), e.Time, e.ID, e.Type, e.Actor, data(e), es.TraceID(e.TraceParent))
-	if err != nil {
-		return fmt.Errorf("apply %s seq %d to ticket %s: %w", e.Type, e.Sequence, id, err)
-	}
-	if tag.RowsAffected() == 1 {
-		return nil
-	}
-	// Nothing written: either already applied, or the ticket has no created
-	// event in the read model, which means history arrived out of order.
-	var exists bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM intake.tickets WHERE tenant_id = $1 AND id = $2)`,
-		tenant, id).Scan(&exists); err != nil {
-		return fmt.Errorf("apply %s seq %d: check ticket %s: %w", e.Type, e.Sequence, id, err)
-	}
-	if !exists {
-		return fmt.Errorf("apply %s seq %d: ticket %s has not been created", e.Type, e.Sequence, id)
 	}
 	return nil
 }
