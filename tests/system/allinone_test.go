@@ -53,6 +53,10 @@ type stack struct {
 	dbURL   string
 	owner   *pgxpool.Pool // the tables' owner: sees past row-level security
 	secret  secret.Key    // the installation key (OPSDESK_SECRET_KEY)
+	// smtp yields intake's SMTP listener address once it listens;
+	// smtpAddr keeps it once read.
+	smtp     <-chan string
+	smtpAddr string
 }
 
 // stackOptions tune one stack.
@@ -84,6 +88,7 @@ func startStack(t *testing.T, opts stackOptions) *stack {
 	cfg.Runtime.DataDir = t.TempDir()
 	cfg.Secrets.Key = key.Encode() // what OPSDESK_SECRET_KEY sets
 	cfg.Telemetry.ServiceName = "opsdesk-systemtest"
+	cfg.Mail.SMTPAddr = "127.0.0.1:0" // several stacks run at once
 
 	idCfg := identity.DefaultConfig()
 	idCfg.PasswordMemoryKiB, idCfg.PasswordIterations = 1024, 1 // cheap hashes: the tests sign in a lot
@@ -93,6 +98,8 @@ func startStack(t *testing.T, opts stackOptions) *stack {
 	}
 	inCfg := intake.DefaultConfig()
 	inCfg.Replicas, inCfg.DuplicateWindow = cfg.NATS.Replicas, cfg.NATS.DuplicateWindow
+	smtpAddr := make(chan string, 1)
+	inCfg.OnSMTP = func(addr string) { smtpAddr <- addr }
 	boot := identity.Bootstrap{
 		Tenant: providerSlug, TenantName: "Managed Services", TenantKind: identityv1.KindProvider,
 		AdminEmail: adminEmail, AdminName: "MSP Admin", AdminPassword: adminPassword,
@@ -140,7 +147,7 @@ func startStack(t *testing.T, opts stackOptions) *stack {
 		}
 	})
 
-	s := &stack{t: t, baseURL: "http://" + ln.Addr().String(), client: client, plat: plat, dbURL: dbURL, secret: key}
+	s := &stack{t: t, baseURL: "http://" + ln.Addr().String(), client: client, plat: plat, dbURL: dbURL, secret: key, smtp: smtpAddr}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {

@@ -56,6 +56,13 @@ type matrixFixtures struct {
 	group, doomedGroup              string
 	apiToken, doomedAPIToken        string
 	ticket                          ticketBody
+	// Intake fixtures of client1 (see setUpIntakeMatrix).
+	lifecycle   ticketBody // new: opened, started, pended, resolved and reopened by the matrix
+	cancellable ticketBody // new: cancelled by the matrix
+	rated       ticketBody // resolved, its requester the operator: rated and closed by the matrix
+	linkTarget  ticketBody // linked to ticket and unlinked by the matrix
+	attachment  string     // a file on ticket
+	quarantined string     // a malformed alert payload held in the quarantine
 	// Dead letters (platform-wide).
 	replayLetter, doomedLetter uint64
 
@@ -67,6 +74,17 @@ type matrixFixtures struct {
 type req struct {
 	path string
 	body any
+	// ctype is the body's Content-Type when it is not JSON (multipart
+	// uploads, raw mail).
+	ctype string
+}
+
+// headers are the request's own headers (its Content-Type), then extra.
+func (r req) headers(extra ...header) []header {
+	if r.ctype == "" {
+		return extra
+	}
+	return append(hdr("Content-Type", r.ctype), extra...)
 }
 
 // Kinds of route, by what "another tenant's token" must get.
@@ -162,6 +180,38 @@ func routeCases() []routeCase {
 	group := func(f *matrixFixtures) string { return f.group }
 	ticket := func(f *matrixFixtures) string { return f.ticket.ID }
 	static := func(p string) func(f *matrixFixtures) req { return func(*matrixFixtures) req { return req{path: p} } }
+	// withRaw sends body as is, with its Content-Type.
+	withRaw := func(build func(f *matrixFixtures) req, body func(t testing.TB) ([]byte, string)) func(f *matrixFixtures) req {
+		return func(f *matrixFixtures) req {
+			r := build(f)
+			r.body, r.ctype = body(f.s.t)
+			return r
+		}
+	}
+	lifecycle := func(f *matrixFixtures) string { return f.lifecycle.ID }
+	cancellable := func(f *matrixFixtures) string { return f.cancellable.ID }
+	rated := func(f *matrixFixtures) string { return f.rated.ID }
+	linkTarget := func(f *matrixFixtures) string { return f.linkTarget.ID }
+	attachment := func(f *matrixFixtures) string { return f.attachment }
+	quarantined := func(f *matrixFixtures) string { return f.quarantined }
+	// okTicket checks the ticket a command answers.
+	okTicket := func(id func(f *matrixFixtures) string, field, want string) func(t *testing.T, f *matrixFixtures, a answer) {
+		return func(t *testing.T, f *matrixFixtures, a answer) {
+			t.Helper()
+			got := decode[map[string]any](t, a)
+			if got["id"] != id(f) || fmt.Sprint(got[field]) != want {
+				t.Errorf("want ticket %s with %s %s: %s", id(f), field, want, a.body)
+			}
+		}
+	}
+	okContains := func(want func(f *matrixFixtures) string) func(t *testing.T, f *matrixFixtures, a answer) {
+		return func(t *testing.T, f *matrixFixtures, a answer) {
+			t.Helper()
+			if w := want(f); !bytes.Contains(a.body, []byte(w)) {
+				t.Errorf("answer lacks %s: %s", w, a.body)
+			}
+		}
+	}
 
 	return []routeCase{
 		{key: "GET /v1/me", kind: ownRoute, build: static("/v1/me"), want: http.StatusOK,
@@ -228,6 +278,131 @@ func routeCases() []routeCase {
 		{key: "GET /v1/tickets", kind: listRoute, build: static("/v1/tickets"), want: http.StatusOK, check: okList(ticket)},
 		{key: "GET /v1/tickets/:id", build: path("/v1/tickets/%s", ticket), want: http.StatusOK},
 		{key: "GET /v1/tickets/:id/events", build: path("/v1/tickets/%s/events", ticket), want: http.StatusOK},
+		{key: "PATCH /v1/tickets/:id", build: withBody(path("/v1/tickets/%s", ticket), map[string]any{"title": "VPN down in Berlin and Hamburg"}),
+			want: http.StatusOK, check: okTicket(ticket, "title", "VPN down in Berlin and Hamburg")},
+		{key: "GET /v1/ticket-counts", kind: ownRoute, build: static("/v1/ticket-counts"), want: http.StatusOK,
+			check: func(t *testing.T, f *matrixFixtures, a answer) {
+				c := decode[struct {
+					Counts map[string]int
+					Total  int
+				}](t, a)
+				if c.Total < 1 || c.Counts["new"] < 1 {
+					t.Errorf("client1's ticket counts: %s", a.body)
+				}
+			}},
+		{key: "GET /v1/tickets/:id/timeline", build: path("/v1/tickets/%s/timeline", ticket), want: http.StatusOK,
+			check: func(t *testing.T, f *matrixFixtures, a answer) {
+				for _, w := range []string{`"opsdesk.ticket.created.v1"`, `"kind":"comment"`, `"kind":"attachment"`} {
+					if !bytes.Contains(a.body, []byte(w)) {
+						t.Errorf("client1's ticket's timeline lacks %s: %s", w, a.body)
+					}
+				}
+			}},
+
+		// The lifecycle, each action on a ticket in a status that allows it.
+		{key: "POST /v1/tickets/:id/open", build: path("/v1/tickets/%s/open", lifecycle), want: http.StatusOK,
+			check: okTicket(lifecycle, "status", "open")},
+		{key: "POST /v1/tickets/:id/start", build: path("/v1/tickets/%s/start", lifecycle), want: http.StatusOK,
+			check: okTicket(lifecycle, "status", "in_progress")},
+		{key: "POST /v1/tickets/:id/pend", build: withBody(path("/v1/tickets/%s/pend", lifecycle), map[string]string{"reason": "awaiting_requester"}),
+			want: http.StatusOK, check: okTicket(lifecycle, "status", "pending")},
+		{key: "POST /v1/tickets/:id/resolve", want: http.StatusOK, check: okTicket(lifecycle, "status", "resolved"),
+			build: withBody(path("/v1/tickets/%s/resolve", lifecycle), map[string]string{"code": "fixed", "note": "Replaced the cable."})},
+		// Within the reopen window: the ticket itself goes back to open.
+		{key: "POST /v1/tickets/:id/reopen", build: withBody(path("/v1/tickets/%s/reopen", lifecycle), map[string]string{"reason": "Still broken."}),
+			want: http.StatusOK, check: okTicket(lifecycle, "status", "open")},
+		{key: "POST /v1/tickets/:id/cancel", build: withBody(path("/v1/tickets/%s/cancel", cancellable), map[string]string{"reason": "Raised twice."}),
+			want: http.StatusOK, check: okTicket(cancellable, "status", "cancelled")},
+		// Only the requester rates: the operator, who logged it.
+		{key: "POST /v1/tickets/:id/satisfaction", allowedAs: "operator@client1", want: http.StatusOK,
+			build: withBody(path("/v1/tickets/%s/satisfaction", rated), map[string]any{"rating": 4, "comment": "Quick, thanks."}),
+			check: func(t *testing.T, f *matrixFixtures, a answer) {
+				t.Helper()
+				// Recorded (the read model, read after the write) ...
+				g := f.s.do(http.MethodGet, "/v1/tickets/"+f.rated.ID, f.tokens[pOperator], nil,
+					append(acting(f.client1), hdr("X-Consistency-Token", a.header.Get("X-Consistency-Token"))...)...)
+				if v := decode[struct{ Satisfaction *int }](t, g); v.Satisfaction == nil || *v.Satisfaction != 4 {
+					t.Errorf("the rating is not recorded: %s", describe(g))
+				}
+				// ... and the ticket answered is the ticket after the rating.
+				if v := decode[struct{ Satisfaction *int }](t, a); v.Satisfaction == nil || *v.Satisfaction != 4 {
+					t.Errorf("POST /v1/tickets/:id/satisfaction answers the ticket without its rating: %s", a.body)
+				}
+			}},
+		{key: "POST /v1/tickets/:id/close", build: path("/v1/tickets/%s/close", rated), want: http.StatusOK,
+			check: okTicket(rated, "status", "closed")},
+
+		// Collaboration.
+		{key: "POST /v1/tickets/:id/comments", build: withBody(path("/v1/tickets/%s/comments", ticket), map[string]any{"body": "Any news?"}),
+			want: http.StatusOK, check: okTicket(ticket, "comment_count", "2")},
+		{key: "GET /v1/tickets/:id/comments", build: path("/v1/tickets/%s/comments", ticket), want: http.StatusOK,
+			check: okContains(func(*matrixFixtures) string { return matrixComment })},
+		{key: "POST /v1/tickets/:id/attachments", want: http.StatusCreated,
+			build: withRaw(path("/v1/tickets/%s/attachments", ticket), func(t testing.TB) ([]byte, string) { return multipartFiles(t, "ping.txt", "mtr.txt") }),
+			check: func(t *testing.T, f *matrixFixtures, a answer) {
+				type file struct {
+					Filename    string `json:"filename"`
+					ContentType string `json:"content_type"`
+				}
+				v := decode[struct{ Items []file }](t, a)
+				if len(v.Items) != 2 || v.Items[0].Filename != "ping.txt" || v.Items[1].Filename != "mtr.txt" ||
+					!strings.HasPrefix(v.Items[0].ContentType, "text/plain") {
+					t.Errorf("upload of two files: %s", a.body)
+				}
+			}},
+		{key: "GET /v1/tickets/:id/attachments", build: path("/v1/tickets/%s/attachments", ticket), want: http.StatusOK,
+			check: okContains(attachment)},
+		{key: "GET /v1/tickets/:id/attachments/:attachment_id", build: path("/v1/tickets/%s/attachments/%s", ticket, attachment),
+			want: http.StatusOK, check: func(t *testing.T, f *matrixFixtures, a answer) {
+				if string(a.body) != attachmentText || a.header.Get("X-Content-Type-Options") != "nosniff" ||
+					!strings.HasPrefix(a.header.Get("Content-Disposition"), "attachment") {
+					t.Errorf("download: %v %q", a.header, a.body)
+				}
+			}},
+		{key: "POST /v1/tickets/:id/links", want: http.StatusOK,
+			build: func(f *matrixFixtures) req {
+				return req{path: "/v1/tickets/" + f.ticket.ID + "/links", body: map[string]string{"kind": "related", "target": f.linkTarget.ID}}
+			},
+			check: okContains(linkTarget)},
+		{key: "DELETE /v1/tickets/:id/links/:kind/:target", build: path("/v1/tickets/%s/links/related/%s", ticket, linkTarget),
+			want: http.StatusOK, check: func(t *testing.T, f *matrixFixtures, a answer) {
+				if bytes.Contains(a.body, []byte(f.linkTarget.ID)) {
+					t.Errorf("the link is still there: %s", a.body)
+				}
+			}},
+
+		// Settings and channels.
+		{key: "GET /v1/settings/intake", kind: ownRoute, build: static("/v1/settings/intake"), want: http.StatusOK,
+			check: okContains(func(f *matrixFixtures) string { return `"default_address":"` + f.slug1 + `@opsdesk.localhost"` })},
+		{key: "PUT /v1/settings/intake", kind: ownRoute, want: http.StatusOK,
+			build: withBody(static("/v1/settings/intake"), map[string]any{"reopen_window_days": 14, "auto_close_days": 7,
+				"unknown_senders": "create_requester", "alerts_auto_resolve": true}),
+			check: func(t *testing.T, f *matrixFixtures, a answer) {
+				v := decode[struct {
+					Version           int
+					AlertsAutoResolve bool `json:"alerts_auto_resolve"`
+				}](t, a)
+				if v.Version < 1 || !v.AlertsAutoResolve {
+					t.Errorf("settings after the PUT: %s", a.body)
+				}
+			}},
+		{key: "POST /v1/inbound/email", kind: ownRoute, want: http.StatusOK,
+			build: withRaw(static("/v1/inbound/email"), func(testing.TB) ([]byte, string) {
+				return rfc822("someone@northwind.example", "northwind@opsdesk.localhost", "Printer jams", "matrix-1@northwind.example"), ctypeRFC822
+			}),
+			check: okContains(func(*matrixFixtures) string { return `"outcome":"created"` })},
+		{key: "POST /v1/inbound/alerts", kind: ownRoute, want: http.StatusOK,
+			build: withBody(static("/v1/inbound/alerts"), map[string]string{"title": "Disk full on db1", "severity": "critical"}),
+			check: okContains(func(*matrixFixtures) string { return `"created":true` })},
+		{key: "GET /v1/quarantine", kind: listRoute, build: static("/v1/quarantine"), want: http.StatusOK, check: okList(quarantined)},
+		{key: "GET /v1/quarantine/:qid/raw", build: path("/v1/quarantine/%s/raw", quarantined), want: http.StatusOK,
+			check: func(t *testing.T, f *matrixFixtures, a answer) {
+				if !bytes.Equal(a.body, malformedAlert) {
+					t.Errorf("the quarantined payload: %q, want %q", a.body, malformedAlert)
+				}
+			}},
+		// A malformed payload stays malformed.
+		{key: "POST /v1/quarantine/:qid/reprocess", build: path("/v1/quarantine/%s/reprocess", quarantined), want: http.StatusConflict},
 
 		// The platform's operator routes: admins of the operator tenant, at home.
 		{key: "GET /config", perm: auth.PermPlatformOperate, kind: ownRoute, foreignWant: http.StatusForbidden,
@@ -306,11 +481,13 @@ func setUpMatrix(t *testing.T, s *stack) *matrixFixtures {
 	f.doomedAPIToken = s.createAPIToken(admin, "Doomed integration", in1...)
 	f.ticket = s.createTicket(f.tokens[pOperator], "VPN down in Berlin", in1...)
 	f.client1Markers = []string{f.client1, f.user, f.suspendee, f.leaver, f.pwUser, f.group, f.doomedGroup, f.apiToken, f.doomedAPIToken, f.ticket.ID}
+	setUpIntakeMatrix(t, f)
 
 	// client2's own resources, so its lists are not trivially empty.
 	c2 := f.tokens[pForeign]
 	c2ticket := s.createTicket(c2, "Coffee machine broken")
-	f.client2Markers = []string{c2admin, s.createGroup(c2, "Contoso Desk"), s.createAPIToken(c2, "Contoso integration"), c2ticket.ID}
+	f.client2Markers = []string{c2admin, s.createGroup(c2, "Contoso Desk"), s.createAPIToken(c2, "Contoso integration"), c2ticket.ID,
+		s.quarantineAlert(c2)}
 
 	// The projections and read models have caught up with every fixture.
 	testwait.Until(t, 10*time.Second, "client1's and client2's tickets and tokens in the read models", func() bool {
@@ -507,7 +684,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			return strconv.Itoa(got.status)
 		}
 		send := func(token string, headers ...header) answer {
-			return s.do(rc.httpMethod(), base.path, token, base.body, headers...)
+			return s.do(rc.httpMethod(), base.path, token, base.body, base.headers(headers...)...)
 		}
 		var cells []string
 		cells = append(cells,
@@ -593,7 +770,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		if rc.allowed != nil {
 			call = rc.allowed(f)
 		}
-		a := s.do(rc.httpMethod(), call.path, token, call.body, headers...)
+		a := s.do(rc.httpMethod(), call.path, token, call.body, call.headers(headers...)...)
 		c := cell(a, rc.want, "allowed call as "+who)
 		if rc.check != nil && a.status == rc.want {
 			rc.check(t, f, a)
