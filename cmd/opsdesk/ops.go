@@ -190,10 +190,10 @@ func (c *cli) replayDeadLetter(ctx context.Context, o opsFlags, targets []string
 	}
 	defer in.close()
 	// The services register their consumers' replay functions here while
-	// they are built. (runtime.Deps has no field for the registry yet, so
-	// nothing registers until it does; see the report of issue 2.)
+	// they are built (runtime.Deps.DeadLetters).
 	registry := deadletter.NewRegistry()
 	d := in.deps
+	d.DeadLetters = registry
 	d.HTTP = echo.New() // routes are mounted and never served
 	for _, s := range selected(svcs, targets) {
 		svc, err := s.build(ctx, d)

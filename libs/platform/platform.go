@@ -156,7 +156,8 @@ func (p *Platform) Deps(name string) runtime.Deps {
 			Replicas:        p.cfg.NATS.Replicas,
 			DuplicateWindow: p.cfg.NATS.DuplicateWindow,
 		},
-		Mail: runtime.Mail{Domain: p.cfg.Mail.Domain, SMTPAddr: p.cfg.Mail.SMTPAddr},
+		Mail:        runtime.Mail{Domain: p.cfg.Mail.Domain, SMTPAddr: p.cfg.Mail.SMTPAddr},
+		DeadLetters: p.DeadLetters,
 	}
 }
 

@@ -299,3 +299,37 @@ func (r *Router) consumerConfig(rt *route) jetstream.ConsumerConfig {
 		MaxDeliver: -1,
 	}
 }
+
+// RunRetrying runs a Router made by build until ctx is done (then nil).
+// The streams reactions consume usually belong to other services, which
+// may start later in a split deployment: while one is missing, it logs,
+// waits wait (2 s when zero) and runs a fresh Router. Other failures are
+// returned.
+func RunRetrying(ctx context.Context, build func() (*Router, error), wait time.Duration, log *slog.Logger) error {
+	if wait <= 0 {
+		wait = 2 * time.Second
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	for {
+		r, err := build()
+		if err != nil {
+			return err
+		}
+		err = r.Run(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			log.InfoContext(ctx, "reactions wait for a stream they consume", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+		default:
+			return err
+		}
+	}
+}

@@ -735,3 +735,56 @@ func TestRestartResumesWithoutLoss(t *testing.T) {
 		}
 	}
 }
+
+// RunRetrying waits for a stream created after it started (another
+// service's, in a split deployment), then handles its events; it returns
+// nil when ctx ends.
+func TestRunRetryingWaitsForTheStream(t *testing.T) {
+	nc, js := natstest.Start(t).Conn(t)
+	got := make(chan string, 1)
+	build := func() (*reaction.Router, error) {
+		r, err := reaction.New(nc, js, reaction.Config{Service: service, Logger: quiet, MaxRetries: -1}, nil)
+		if err != nil {
+			return nil, err
+		}
+		r.Handle("late", stream, []string{"ticket.>"}, func(_ context.Context, e es.Event) error {
+			got <- e.ID
+			return nil
+		})
+		return r, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- reaction.RunRetrying(ctx, build, 20*time.Millisecond, quiet) }()
+	// No stream yet: RunRetrying keeps waiting rather than failing.
+	select {
+	case err := <-done:
+		t.Fatalf("RunRetrying returned without the stream: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: stream, Subjects: []string{"ticket.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := deadletter.EnsureStream(context.Background(), js, 1); err != nil {
+		t.Fatal(err)
+	}
+	e := newEvent("opsdesk.ticket.created.v1")
+	publish(t, js, e)
+	select {
+	case id := <-got:
+		if id != e.ID {
+			t.Fatalf("handled %s, want %s", id, e.ID)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the event was not handled after the stream appeared")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("RunRetrying after cancel: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("RunRetrying did not return after cancel")
+	}
+}

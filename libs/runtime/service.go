@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/opsdesk/opsdesk/libs/auth"
+	"github.com/opsdesk/opsdesk/libs/deadletter"
 	"github.com/opsdesk/opsdesk/libs/secret"
 )
 
@@ -43,6 +44,9 @@ type Deps struct {
 	// (OPSDESK_NATS_REPLICAS, OPSDESK_NATS_DUPLICATE_WINDOW); zero fields
 	// leave the service's defaults.
 	Streams Streams
+	// DeadLetters is where services register their reactions, so that an
+	// operator's replay of a dead letter runs the same handler (nil: none).
+	DeadLetters *deadletter.Registry
 	// Mail is the mail domain and SMTP listen address (OPSDESK_MAIL_DOMAIN,
 	// OPSDESK_SMTP_ADDR); zero fields leave the service's defaults.
 	Mail Mail

@@ -20,14 +20,17 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	identityv1 "github.com/opsdesk/opsdesk/api/events/identity/v1"
+	ticketv1 "github.com/opsdesk/opsdesk/api/events/ticket/v1"
 	"github.com/opsdesk/opsdesk/libs/auth"
 	"github.com/opsdesk/opsdesk/libs/deadletter"
 	"github.com/opsdesk/opsdesk/libs/es/jsstore"
 	"github.com/opsdesk/opsdesk/libs/natsx"
 	"github.com/opsdesk/opsdesk/libs/pgdb"
 	"github.com/opsdesk/opsdesk/libs/projection"
+	"github.com/opsdesk/opsdesk/libs/reaction"
 	"github.com/opsdesk/opsdesk/libs/runtime"
 	"github.com/opsdesk/opsdesk/services/identity/internal/app"
 	"github.com/opsdesk/opsdesk/services/identity/internal/password"
@@ -277,7 +280,24 @@ func New(ctx context.Context, cfg Config, opts Options, d runtime.Deps) (runtime
 	if err := httpport.Register(d.HTTP, d.Auth, httpport.NewServer(a)); err != nil {
 		return nil, err
 	}
-	return &runtime.Background{Name: "identity", Work: work(runner, keys, a, d.NATS, log, min(cfg.KeyRotation/10, time.Hour))}, nil
+	reactions := func() (*reaction.Router, error) {
+		r, err := reaction.New(d.NATS, d.JS, reaction.Config{Service: "identity", Logger: log}, d.DeadLetters)
+		if err != nil {
+			return nil, err
+		}
+		r.Handle(RequestersFromMail, ticketv1.Stream, []string{ticketv1.Context + ".>"}, requestersFromMail(a, log))
+		return r, nil
+	}
+	if _, err := reactions(); err != nil { // wiring errors fail the start
+		return nil, fmt.Errorf("identity: reactions: %w", err)
+	}
+	work := work(runner, keys, a, d.NATS, log, min(cfg.KeyRotation/10, time.Hour))
+	return &runtime.Background{Name: "identity", Work: func(ctx context.Context) error {
+		g, ctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return work(ctx) })
+		g.Go(func() error { return reaction.RunRetrying(ctx, reactions, 0, log) })
+		return g.Wait()
+	}}, nil
 }
 
 // empty reports whether the identity store has never held a tenant: no

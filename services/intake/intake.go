@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	identityv1 "github.com/opsdesk/opsdesk/api/events/identity/v1"
 	intakev1 "github.com/opsdesk/opsdesk/api/events/intake/v1"
 	ticketv1 "github.com/opsdesk/opsdesk/api/events/ticket/v1"
 	"github.com/opsdesk/opsdesk/libs/deadletter"
@@ -31,6 +32,7 @@ import (
 	"github.com/opsdesk/opsdesk/libs/natsx"
 	"github.com/opsdesk/opsdesk/libs/pgdb"
 	"github.com/opsdesk/opsdesk/libs/projection"
+	"github.com/opsdesk/opsdesk/libs/reaction"
 	"github.com/opsdesk/opsdesk/libs/runtime"
 	"github.com/opsdesk/opsdesk/services/intake/internal/adapters/jsadapter"
 	"github.com/opsdesk/opsdesk/services/intake/internal/adapters/pgstore"
@@ -39,6 +41,7 @@ import (
 	"github.com/opsdesk/opsdesk/services/intake/internal/app/channels"
 	"github.com/opsdesk/opsdesk/services/intake/internal/app/command"
 	"github.com/opsdesk/opsdesk/services/intake/internal/app/query"
+	"github.com/opsdesk/opsdesk/services/intake/internal/app/requesters"
 	"github.com/opsdesk/opsdesk/services/intake/internal/app/settings"
 	"github.com/opsdesk/opsdesk/services/intake/internal/mail"
 	httpport "github.com/opsdesk/opsdesk/services/intake/internal/ports/http"
@@ -305,7 +308,19 @@ func New(ctx context.Context, cfg Config, d runtime.Deps) (runtime.Service, erro
 	for _, path := range []string{"/v1/tickets/:id/attachments", "/v1/inbound/email", "/v1/inbound/alerts"} {
 		httpx.AllowBody(d.HTTP, http.MethodPost, path, limit)
 	}
-	return newService(cfg, runner, work, state, ch, log), nil
+	reactions := func() (*reaction.Router, error) {
+		r, err := reaction.New(d.NATS, d.JS, reaction.Config{Service: "intake", Logger: log}, d.DeadLetters)
+		if err != nil {
+			return nil, err
+		}
+		r.Handle(requesters.Name, identityv1.Stream, []string{identityv1.Context + ".>"},
+			requesters.Handler(d.JS, readModel, runner, work))
+		return r, nil
+	}
+	if _, err := reactions(); err != nil { // wiring errors fail the start
+		return nil, fmt.Errorf("intake: reactions: %w", err)
+	}
+	return newService(cfg, runner, work, state, ch, reactions, log), nil
 }
 
 // setup provisions streams and the schema, and builds the projection runner.
@@ -384,9 +399,10 @@ func Rebuild(ctx context.Context, cfg Config, d runtime.Deps) error {
 	return nil
 }
 
-// newService runs the tickets projection, the auto-close sweeper and the
-// SMTP listener until stopped; Stop lets the in-flight batch finish.
-func newService(cfg Config, runner *projection.Runner, work *command.Tickets, state *pgstore.Store, ch *channels.Service, log *slog.Logger) runtime.Service {
+// newService runs the tickets projection, the reactions, the auto-close
+// sweeper and the SMTP listener until stopped; Stop lets the in-flight batch finish.
+func newService(cfg Config, runner *projection.Runner, work *command.Tickets, state *pgstore.Store, ch *channels.Service,
+	reactions func() (*reaction.Router, error), log *slog.Logger) runtime.Service {
 	return &runtime.Background{Name: "intake", Work: func(ctx context.Context) error {
 		log.Info("intake running", "projection", tickets.Name)
 		g, ctx := errgroup.WithContext(ctx)
@@ -396,6 +412,7 @@ func newService(cfg Config, runner *projection.Runner, work *command.Tickets, st
 			}
 			return nil
 		})
+		g.Go(func() error { return reaction.RunRetrying(ctx, reactions, 0, log) })
 		g.Go(func() error {
 			autoclose.Run(ctx, autoclose.Config{Interval: cfg.AutoCloseInterval, Now: cfg.Now}, state, work, log)
 			return nil

@@ -111,6 +111,47 @@ func TestMailAndAlertsEndToEnd(t *testing.T) {
 	if len(page.Items) != 1 {
 		t.Fatalf("the requester has %d tickets, want 1", len(page.Items))
 	}
+	// An unknown sender becomes a requester user of the tenant (identity
+	// reacts to the mailed ticket), and the ticket then names that user.
+	s.sendMail(t, "newcomer@example.org", desk, "From: Newcomer <newcomer@example.org>\nTo: "+desk+
+		"\nSubject: Access to the wiki\nMessage-ID: <n1@example.org>\nMIME-Version: 1.0\nContent-Type: text/plain\n\nPlease give me access.\n")
+	var newcomer struct {
+		ID    string   `json:"id"`
+		Roles []string `json:"roles"`
+	}
+	testwait.Until(t, 15*time.Second, "the unknown sender onboarded as a requester, and named on the ticket", func() bool {
+		a := s.do(http.MethodGet, "/v1/users?q=newcomer", admin, nil)
+		var users struct {
+			Items []struct {
+				ID    string   `json:"id"`
+				Email string   `json:"email"`
+				Roles []string `json:"roles"`
+			}
+		}
+		if json.Unmarshal(a.body, &users) != nil {
+			return false
+		}
+		for _, u := range users.Items {
+			if u.Email == "newcomer@example.org" {
+				newcomer.ID, newcomer.Roles = u.ID, u.Roles
+			}
+		}
+		if newcomer.ID == "" {
+			return false
+		}
+		a = s.do(http.MethodGet, "/v1/tickets?requester="+newcomer.ID, agent, nil)
+		var page struct {
+			Items []struct {
+				RequesterID string `json:"requester_id"`
+				Title       string `json:"title"`
+			}
+		}
+		return json.Unmarshal(a.body, &page) == nil && len(page.Items) == 1 && page.Items[0].Title == "Access to the wiki"
+	})
+	if len(newcomer.Roles) != 1 || newcomer.Roles[0] != auth.RoleRequester {
+		t.Fatalf("onboarded sender has roles %v, want requester", newcomer.Roles)
+	}
+
 	// Mail for a tenant that does not exist is refused at RCPT.
 	err := smtp.SendMail(s.smtpAddr, nil, "x@example.com", []string{"nobody-here@opsdesk.localhost"}, []byte("Subject: x\r\n\r\nx"))
 	if err == nil || !strings.Contains(err.Error(), "550") {

@@ -530,3 +530,13 @@ func (h *Tickets) Alerts(ctx context.Context, ref Ref, m Meta, b ticket.AlertBat
 		return ticket.DecideAlerts(t, b), nil
 	})
 }
+
+// IdentifyRequester makes the user with email the requester of the
+// ticket, when it knew the requester by that address only.
+func (h *Tickets) IdentifyRequester(ctx context.Context, tenant, id, userID, email string) (res Result, err error) {
+	ctx, end := span(ctx, "intake IdentifyRequester", Ref{Tenant: tenant, ID: id})
+	defer func() { end(err) }()
+	return h.execute(ctx, Ref{Tenant: tenant, ID: id}, nil, Meta{Actor: "system:identity"}, func(t ticket.Ticket, _ time.Time) ([]any, error) {
+		return ticket.DecideIdentify(t, userID, email), nil
+	})
+}

@@ -162,3 +162,13 @@ func DecideRate(t Ticket, r Rate) ([]any, error) {
 	}
 	return []any{ticketv1.TicketSatisfactionRated{Rating: r.Rating, Comment: r.Comment, Resolution: t.Resolutions, RaterID: r.RaterID}}, nil
 }
+
+// DecideIdentify records that the requester, known by address only, is
+// the user userID with that address; a ticket whose requester is already a
+// user, or another address, is left alone.
+func DecideIdentify(t Ticket, userID, email string) []any {
+	if !t.Exists() || t.RequesterID != "" || !strings.EqualFold(strings.TrimSpace(t.Requester), strings.TrimSpace(email)) {
+		return nil
+	}
+	return []any{ticketv1.TicketRequesterIdentified{RequesterID: userID}}
+}

@@ -347,3 +347,29 @@ func TestFollowUp(t *testing.T) {
 		t.Fatalf("long follow-up title has %d characters", n)
 	}
 }
+
+func TestDecideIdentify(t *testing.T) {
+	byAddress := created() // requester ada@example.com, no user id
+	known := created()
+	known.RequesterID = "u_01JB8ZQ5M6V8Y0K3W4X2N7R9AA"
+	tests := []struct {
+		name        string
+		given       []any
+		user, email string
+		then        []any
+	}{
+		{"the address becomes the user", []any{byAddress}, "u_1", "ADA@example.com",
+			[]any{ticketv1.TicketRequesterIdentified{RequesterID: "u_1"}}},
+		{"another address", []any{byAddress}, "u_1", "bob@example.com", nil},
+		{"already a user", []any{known}, "u_1", "ada@example.com", nil},
+		{"no ticket", nil, "u_1", "ada@example.com", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkDecision(t, ticket.DecideIdentify(ticket.Fold(tt.given), tt.user, tt.email), nil, tt.then, nil, nil)
+		})
+	}
+	if got := ticket.Fold([]any{byAddress, ticketv1.TicketRequesterIdentified{RequesterID: "u_1"}}); got.RequesterID != "u_1" {
+		t.Fatalf("requester id after identify: %q", got.RequesterID)
+	}
+}

@@ -354,3 +354,22 @@ func (r *ReadModel) TicketByMessageID(ctx context.Context, tenant string, ids []
 	}
 	return id, nil
 }
+
+// Unidentified returns up to 1000 tickets of tenant whose requester is the
+// address email and no user yet.
+func (r *ReadModel) Unidentified(ctx context.Context, tenant, email string) ([]string, error) {
+	var ids []string
+	err := pgdb.InTenantTx(ctx, r.pool, tenant, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id FROM intake.tickets WHERE tenant_id = $1 AND requester_id IS NULL
+			AND lower(requester) = lower($2) ORDER BY created_at LIMIT 1000`, tenant, email)
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tickets of %s: %w", email, err)
+	}
+	return ids, nil
+}
