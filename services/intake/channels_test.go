@@ -309,6 +309,10 @@ func TestAlertStorm(t *testing.T) {
 	if tk.Type != "incident" || tk.Priority != "P1" || tk.Channel != "alert" || !strings.Contains(tk.Title, "and 99 more") {
 		t.Fatalf("incident: %+v", tk)
 	}
+	var open int
+	if err := e.owner.QueryRow(t.Context(), `SELECT count(*) FROM intake.alert_incidents WHERE ticket_id = $1`, id).Scan(&open); err != nil || open != 101 {
+		t.Fatalf("index rows of the open incident: %d (%v), want the group and 100 fingerprints", open, err)
+	}
 	// The next notification of the group: two repeats, one new alert.
 	more := e.alerts(t, admin, alertmanager("{}:{alertname=\"HighLatency\"}", "firing", 99, 2), http.StatusOK)
 	if len(more.Incidents) != 1 || more.Incidents[0].TicketID != id || more.Incidents[0].Created {
@@ -335,6 +339,11 @@ func TestAlertStorm(t *testing.T) {
 	hist = e.eventsAtLeast(t, agent, id, 1)
 	if n := countType(hist, "opsdesk.ticket.alert_resolved.v1"); n != 101 {
 		t.Fatalf("%d resolved alerts, want 101", n)
+	}
+	// The resolved incident left the open-incident index.
+	var indexed int
+	if err := e.owner.QueryRow(t.Context(), `SELECT count(*) FROM intake.alert_incidents WHERE ticket_id = $1`, id).Scan(&indexed); err != nil || indexed != 0 {
+		t.Fatalf("index rows of the resolved incident: %d (%v)", indexed, err)
 	}
 	// Firing again: the old incident is resolved, so a new one opens.
 	again := e.alerts(t, admin, alertmanager("{}:{alertname=\"HighLatency\"}", "firing", 0, 1), http.StatusOK)

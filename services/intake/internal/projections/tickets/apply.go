@@ -87,6 +87,9 @@ func applyChange(ctx context.Context, tx pgx.Tx, tenant, id string, e es.Event, 
 		if err := status(exec, ticketv1.StatusCancelled, ""); err != nil {
 			return err
 		}
+		if err := forgetAlerts(exec); err != nil {
+			return err
+		}
 		return exec(`UPDATE intake.tickets SET closed_at = $3 WHERE tenant_id = $1 AND id = $2`, at)
 	case ticketv1.TicketResolved:
 		if err := exec(`UPDATE intake.tickets SET status = 'resolved', pending_reason = '', resolution_code = $3,
@@ -94,11 +97,17 @@ func applyChange(ctx context.Context, tx pgx.Tx, tenant, id string, e es.Event, 
   WHERE tenant_id = $1 AND id = $2`, p.Code, p.Note, at, p.AutoCloseAt, p.ReopenUntil); err != nil {
 			return err
 		}
+		if err := forgetAlerts(exec); err != nil {
+			return err
+		}
 		return exec(`INSERT INTO intake.due_closures (tenant_id, ticket_id, due_at) VALUES ($1, $2, $3)
   ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET due_at = excluded.due_at`, p.AutoCloseAt)
 	case ticketv1.TicketClosed:
 		if err := exec(`UPDATE intake.tickets SET status = 'closed', closed_at = $3, auto_close_at = NULL
   WHERE tenant_id = $1 AND id = $2`, at); err != nil {
+			return err
+		}
+		if err := forgetAlerts(exec); err != nil {
 			return err
 		}
 		return exec(`DELETE FROM intake.due_closures WHERE tenant_id = $1 AND ticket_id = $2`)
@@ -148,6 +157,13 @@ func applyChange(ctx context.Context, tx pgx.Tx, tenant, id string, e es.Event, 
 		return exec(`UPDATE intake.tickets SET requester_id = $3 WHERE tenant_id = $1 AND id = $2`, p.RequesterID)
 	}
 	return nil
+}
+
+// forgetAlerts drops an incident from the open-incident index of alerts
+// once it takes no more (the channel re-checks the aggregate anyway; this
+// keeps the index as small as the open incidents).
+func forgetAlerts(exec func(string, ...any) error) error {
+	return exec(`DELETE FROM intake.alert_incidents WHERE tenant_id = $1 AND ticket_id = $2`)
 }
 
 // status sets a ticket's status (and pending reason) for the transitions
