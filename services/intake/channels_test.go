@@ -405,3 +405,44 @@ func TestAlertsBadPayload(t *testing.T) {
 		t.Fatalf("not JSON: %d", r.Code)
 	}
 }
+
+// TestInboundAddresses: a tenant's extra help-desk addresses are its
+// alone; one dropped may be claimed by another tenant; the mail domain's
+// addresses are the tenants' slug addresses and cannot be claimed.
+func TestInboundAddresses(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, intake.Config{MailDomain: "help.example.net"})
+	a, b := authtest.NewTenantID(), authtest.NewTenantID()
+	adminA := e.user(t, a, newUserID(), "admin@a.example", "admin")
+	adminB := e.user(t, b, newUserID(), "admin@b.example", "admin")
+	put := func(token string, addrs ...string) response {
+		body, _ := json.Marshal(map[string]any{"reopen_window_days": 14, "auto_close_days": 7,
+			"unknown_senders": "create_requester", "alerts_auto_resolve": false, "inbound_addresses": addrs})
+		return e.as(t, token, http.MethodPut, "/v1/settings/intake", json.RawMessage(body))
+	}
+	if r := put(adminA, "Support@Acme.example", "it@acme.example"); r.Code != http.StatusOK {
+		t.Fatalf("tenant A claims: %d %s", r.Code, r.Body)
+	}
+	r := put(adminB, "desk@b.example", "support@acme.example")
+	if fs := fieldsOf(problemOf(t, r)); r.Code != http.StatusBadRequest || !slices.Equal(fs, []string{"inbound_addresses[1]"}) {
+		t.Fatalf("tenant B claims A's address: %d %s", r.Code, r.Body)
+	}
+	if r := put(adminB, "x@help.example.net"); r.Code != http.StatusBadRequest {
+		t.Fatalf("an address of the mail domain: %d %s", r.Code, r.Body)
+	}
+	// A drops support@, keeps it@; B may now take support@.
+	if r := put(adminA, "it@acme.example"); r.Code != http.StatusOK {
+		t.Fatalf("tenant A drops an address: %d %s", r.Code, r.Body)
+	}
+	if r := put(adminB, "support@acme.example"); r.Code != http.StatusOK {
+		t.Fatalf("tenant B takes the released address: %d %s", r.Code, r.Body)
+	}
+	var got struct {
+		InboundAddresses []string `json:"inbound_addresses"`
+		DefaultAddress   string   `json:"default_address"`
+	}
+	e.as(t, adminA, http.MethodGet, "/v1/settings/intake", nil).decode(t, &got)
+	if !slices.Equal(got.InboundAddresses, []string{"it@acme.example"}) || !strings.HasSuffix(got.DefaultAddress, "@help.example.net") {
+		t.Fatalf("tenant A's settings %+v", got)
+	}
+}

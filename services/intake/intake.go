@@ -282,7 +282,7 @@ func New(ctx context.Context, cfg Config, d runtime.Deps) (runtime.Service, erro
 	numbers := jsadapter.NewNumbers(d.JS, int64(cfg.NumberBlock), cfg.PublishTimeout, connected)
 	readModel := tickets.NewReadModel(d.DB)
 	state := pgstore.New(d.DB)
-	st := settings.New(intakeStore, cfg.SettingsTTL, cfg.Now)
+	st := settings.New(intakeStore, cfg.SettingsTTL, cfg.Now, cfg.MailDomain)
 	create, err := command.NewCreateTicketHandler(store, numbers, cfg.Now)
 	if err != nil {
 		return nil, fmt.Errorf("intake: %w", err)
@@ -441,8 +441,12 @@ func newService(cfg Config, runner *projection.Runner, work *command.Tickets, st
 type mailBridge struct{ ch *channels.Service }
 
 // CheckRecipient refuses addresses that are no tenant's.
-func (b mailBridge) CheckRecipient(_ context.Context, addr string) error {
-	if _, ok := b.ch.TenantForAddress(addr); !ok {
+func (b mailBridge) CheckRecipient(ctx context.Context, addr string) error {
+	_, ok, err := b.ch.TenantForAddress(ctx, addr)
+	switch {
+	case err != nil:
+		return err // 451: the sender retries
+	case !ok:
 		return smtpin.ErrUnknownRecipient
 	}
 	return nil
@@ -452,12 +456,15 @@ func (b mailBridge) CheckRecipient(_ context.Context, addr string) error {
 func (b mailBridge) Deliver(ctx context.Context, env smtpin.Envelope, raw []byte) error {
 	seen := map[string]bool{}
 	for _, rcpt := range env.To {
-		tenant, ok := b.ch.TenantForAddress(rcpt)
+		tenant, ok, err := b.ch.TenantForAddress(ctx, rcpt)
+		if err != nil {
+			return err
+		}
 		if !ok || seen[tenant] {
 			continue
 		}
 		seen[tenant] = true
-		_, err := b.ch.ReceiveEmail(ctx, tenant, raw, command.Meta{Actor: "mail:" + env.From})
+		_, err = b.ch.ReceiveEmail(ctx, tenant, raw, command.Meta{Actor: "mail:" + env.From})
 		var re *channels.RejectedError
 		var tl *mail.TooLargeError
 		switch {

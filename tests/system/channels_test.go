@@ -111,6 +111,10 @@ func TestMailAndAlertsEndToEnd(t *testing.T) {
 	if len(page.Items) != 1 {
 		t.Fatalf("the requester has %d tickets, want 1", len(page.Items))
 	}
+	if err := smtp.SendMail(s.smtpAddr, nil, "x@example.com", []string{"help@unclaimed.example"}, []byte("Subject: x\r\n\r\nx")); err == nil ||
+		!strings.Contains(err.Error(), "550") {
+		t.Fatalf("mail to an address no tenant claimed: %v, want 550", err)
+	}
 	// An unknown sender becomes a requester user of the tenant (identity
 	// reacts to the mailed ticket), and the ticket then names that user.
 	s.sendMail(t, "newcomer@example.org", desk, "From: Newcomer <newcomer@example.org>\nTo: "+desk+
@@ -151,6 +155,19 @@ func TestMailAndAlertsEndToEnd(t *testing.T) {
 	if len(newcomer.Roles) != 1 || newcomer.Roles[0] != auth.RoleRequester {
 		t.Fatalf("onboarded sender has roles %v, want requester", newcomer.Roles)
 	}
+
+	// The tenant's own address, claimed in its settings, reaches it too
+	// (the MTA of msp.example forwards help@ to this listener).
+	expect(t, s.do(http.MethodPut, "/v1/settings/intake", admin, map[string]any{"reopen_window_days": 14, "auto_close_days": 7,
+		"unknown_senders": "create_requester", "alerts_auto_resolve": false, "inbound_addresses": []string{"help@msp.example"}}),
+		http.StatusOK, "claim help@msp.example")
+	s.sendMail(t, "grace@msp.example", "help@msp.example", "From: grace@msp.example\nTo: help@msp.example"+
+		"\nSubject: Second monitor flickers\nMessage-ID: <g3@msp.example>\nMIME-Version: 1.0\nContent-Type: text/plain\n\nIt flickers.\n")
+	testwait.Until(t, 15*time.Second, "the mail to the tenant's own address in the requester's list", func() bool {
+		var page struct{ Items []ticketBody }
+		a := s.do(http.MethodGet, "/v1/tickets", grace, nil)
+		return json.Unmarshal(a.body, &page) == nil && len(page.Items) == 2
+	})
 
 	// Mail for a tenant that does not exist is refused at RCPT.
 	err := smtp.SendMail(s.smtpAddr, nil, "x@example.com", []string{"nobody-here@opsdesk.localhost"}, []byte("Subject: x\r\n\r\nx"))

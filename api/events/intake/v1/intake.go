@@ -20,8 +20,19 @@ const (
 	SettingsID = "settings"
 )
 
-// TypeSettingsUpdated is the ce-type of SettingsUpdated.
-const TypeSettingsUpdated = "opsdesk.intake.settings_updated.v1"
+// ce-types of the intake context.
+const (
+	TypeSettingsUpdated = "opsdesk.intake.settings_updated.v1"
+	TypeAddressClaimed  = "opsdesk.intake.address_claimed.v1"
+	TypeAddressReleased = "opsdesk.intake.address_released.v1"
+)
+
+// Help-desk addresses are claimed installation-wide, each by one tenant:
+// aggregate intake.<GlobalTenant>.<AddressClaimPrefix><hash of the address>.
+const (
+	GlobalTenant       = "global"
+	AddressClaimPrefix = "ad_"
+)
 
 // What to do with mail from an address no user of the tenant has.
 const (
@@ -52,6 +63,19 @@ type SettingsUpdated struct {
 	UpdatedAt        time.Time `json:"updated_at"`
 }
 
+// AddressClaimed records that a tenant took a help-desk address (one of
+// its inbound_addresses): mail to it opens the tenant's tickets.
+type AddressClaimed struct {
+	Address  string `json:"address"`
+	TenantID string `json:"tenant_id"`
+}
+
+// AddressReleased records that the tenant gave the address up.
+type AddressReleased struct {
+	Address  string `json:"address"`
+	TenantID string `json:"tenant_id"`
+}
+
 // Schemas holds the JSON Schema of every event type of this package.
 //
 //go:embed *.schema.json
@@ -74,6 +98,22 @@ func EventTypes() []events.EventType {
 					InboundAddresses:   []string{"help@acme.example"},
 					UpdatedAt:          time.Date(2025, 11, 3, 9, 12, 45, 123456000, time.UTC),
 				}
+			},
+		},
+		{
+			Type:   TypeAddressClaimed,
+			New:    func() any { return &AddressClaimed{} },
+			Schema: "intake.address_claimed.v1.schema.json",
+			Example: func() any {
+				return &AddressClaimed{Address: "help@acme.example", TenantID: "t_01JB8ZQ5M6V8Y0K3W4X2N7R9TA"}
+			},
+		},
+		{
+			Type:   TypeAddressReleased,
+			New:    func() any { return &AddressReleased{} },
+			Schema: "intake.address_released.v1.schema.json",
+			Example: func() any {
+				return &AddressReleased{Address: "help@acme.example", TenantID: "t_01JB8ZQ5M6V8Y0K3W4X2N7R9TA"}
 			},
 		},
 	}

@@ -29,14 +29,20 @@ func (s *Service) DefaultAddress(_ context.Context, tenant string) string {
 }
 
 // TenantForAddress returns the tenant whose help-desk address addr is:
-// <slug>@MailDomain, or <slug>+anything@MailDomain (sub-addressing).
-func (s *Service) TenantForAddress(addr string) (string, bool) {
-	local, domain, ok := strings.Cut(strings.ToLower(strings.Trim(addr, "<> ")), "@")
-	if !ok || domain != strings.ToLower(s.cfg.MailDomain) {
-		return "", false
+// <slug>@MailDomain, or <slug>+anything@MailDomain (sub-addressing), or
+// one of the inbound addresses a tenant claimed in its settings.
+func (s *Service) TenantForAddress(ctx context.Context, addr string) (string, bool, error) {
+	addr = strings.ToLower(strings.Trim(addr, "<> "))
+	local, domain, ok := strings.Cut(addr, "@")
+	if !ok {
+		return "", false, nil
 	}
-	local, _, _ = strings.Cut(local, "+")
-	return s.dir.TenantBySlug(local)
+	if domain == strings.ToLower(s.cfg.MailDomain) {
+		local, _, _ = strings.Cut(local, "+")
+		id, ok := s.dir.TenantBySlug(local)
+		return id, ok, nil
+	}
+	return s.settings.AddressOwner(ctx, addr)
 }
 
 // ReceiveEmail processes one raw message for tenant. Errors: a

@@ -7,10 +7,13 @@ package settings
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/mail"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,9 +56,10 @@ func (s Settings) Policy() ticket.Policy {
 // a change made through another process takes effect here within TTL; a
 // change made here at once.
 type Service struct {
-	store es.Store
-	ttl   time.Duration
-	now   func() time.Time
+	store      es.MultiAppender
+	ttl        time.Duration
+	now        func() time.Time
+	mailDomain string
 
 	mu    sync.Mutex
 	cache map[string]cached
@@ -67,12 +71,14 @@ type cached struct {
 	fetched time.Time
 }
 
-// New returns the service over the INTAKE context's store.
-func New(store es.Store, ttl time.Duration, now func() time.Time) *Service {
+// New returns the service over the INTAKE context's store. mailDomain is
+// OPSDESK_MAIL_DOMAIN, whose addresses are the tenants' slug addresses and
+// cannot be claimed as inbound addresses.
+func New(store es.MultiAppender, ttl time.Duration, now func() time.Time, mailDomain string) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, ttl: ttl, now: now, cache: map[string]cached{}}
+	return &Service{store: store, ttl: ttl, now: now, mailDomain: strings.ToLower(mailDomain), cache: map[string]cached{}}
 }
 
 func key(tenant string) es.Key { return es.Key{Tenant: tenant, ID: intakev1.SettingsID} }
@@ -139,12 +145,21 @@ func (s *Service) Put(ctx context.Context, tenant string, ifMatch *uint64, v int
 	if len(v.InboundAddresses) > MaxInboundAddresses {
 		bad("inbound_addresses", fmt.Sprintf("must hold at most %d addresses", MaxInboundAddresses))
 	}
+	seen := map[string]bool{}
+	var addrs []string
 	for i, a := range v.InboundAddresses {
-		if p, err := mail.ParseAddress(a); err != nil || p.Address != a || p.Name != "" {
+		a = strings.ToLower(strings.TrimSpace(a))
+		switch p, err := mail.ParseAddress(a); {
+		case err != nil || p.Address != a || p.Name != "":
 			bad(fmt.Sprintf("inbound_addresses[%d]", i), "must be a bare e-mail address")
+		case strings.HasSuffix(a, "@"+s.mailDomain):
+			bad(fmt.Sprintf("inbound_addresses[%d]", i), "is in "+s.mailDomain+", whose addresses are the tenants' own (<slug>@"+s.mailDomain+")")
+		case !seen[a]:
+			seen[a] = true
+			addrs = append(addrs, a)
 		}
-		v.InboundAddresses[i] = strings.ToLower(a)
 	}
+	v.InboundAddresses = addrs
 	if len(v.CustomFieldsSchema) > 0 {
 		if len(v.CustomFieldsSchema) > MaxSchemaBytes {
 			bad("custom_fields_schema", fmt.Sprintf("must be at most %d bytes", MaxSchemaBytes))
@@ -160,26 +175,121 @@ func (s *Service) Put(ctx context.Context, tenant string, ifMatch *uint64, v int
 	if err != nil {
 		return Settings{}, 0, err
 	}
-	var stale bool
-	res, err := es.Execute(ctx, s.store, key(tenant), 0, func(h []es.Event) ([]es.Event, error) {
-		if ifMatch != nil && *ifMatch != uint64(len(h)) {
-			stale = true
-			return nil, ErrPrecondition
-		}
-		return []es.Event{{ID: ulid.Make().String(), Type: intakev1.TypeSettingsUpdated, Source: intakev1.Source,
-			Tenant: tenant, AggregateID: intakev1.SettingsID, Time: v.UpdatedAt, Actor: actor,
-			CorrelationID: correlation, Data: data}}, nil
-	})
-	if stale {
-		return Settings{}, 0, ErrPrecondition
-	}
+	version, seq, err := s.write(ctx, tenant, ifMatch, v, data, actor, correlation)
 	if err != nil {
 		return Settings{}, 0, err
 	}
 	s.mu.Lock()
 	delete(s.cache, tenant)
 	s.mu.Unlock()
-	return Settings{SettingsUpdated: v, Version: res.Version}, res.Sequence, nil
+	return Settings{SettingsUpdated: v, Version: version}, seq, nil
+}
+
+// write appends the settings together with the claims of the addresses
+// they add and the releases of those they drop, in one atomic batch;
+// an address another tenant holds is a field error.
+func (s *Service) write(ctx context.Context, tenant string, ifMatch *uint64, v intakev1.SettingsUpdated, data []byte, actor, correlation string) (uint64, uint64, error) {
+	event := func(key es.Key, typ string, body []byte) es.Event {
+		return es.Event{ID: ulid.Make().String(), Type: typ, Source: intakev1.Source, Tenant: key.Tenant,
+			AggregateID: key.ID, Time: v.UpdatedAt, Actor: actor, CorrelationID: correlation, Data: body}
+	}
+	for range es.DefaultAttempts {
+		history, last, err := s.store.Load(ctx, key(tenant))
+		if err != nil {
+			return 0, 0, err
+		}
+		if ifMatch != nil && *ifMatch != uint64(len(history)) {
+			return 0, 0, ErrPrecondition
+		}
+		current := map[string]bool{}
+		if len(history) > 0 {
+			var prev intakev1.SettingsUpdated
+			if err := json.Unmarshal(history[len(history)-1].Data, &prev); err != nil {
+				return 0, 0, fmt.Errorf("settings of %s: %w", tenant, err)
+			}
+			for _, a := range prev.InboundAddresses {
+				current[a] = true
+			}
+		}
+		writes := []es.Write{{Key: key(tenant), Expected: last, Events: []es.Event{event(key(tenant), intakev1.TypeSettingsUpdated, data)}}}
+		var taken []ticket.FieldError
+		wanted := map[string]bool{}
+		for i, a := range v.InboundAddresses {
+			wanted[a] = true
+			holder, claimLast, err := s.claim(ctx, a)
+			if err != nil {
+				return 0, 0, err
+			}
+			switch {
+			case holder == tenant:
+			case holder != "":
+				taken = append(taken, ticket.FieldError{Field: fmt.Sprintf("inbound_addresses[%d]", i), Message: "is another tenant's address"})
+			default:
+				body, _ := json.Marshal(intakev1.AddressClaimed{Address: a, TenantID: tenant})
+				writes = append(writes, es.Write{Key: claimKey(a), Expected: claimLast, Events: []es.Event{event(claimKey(a), intakev1.TypeAddressClaimed, body)}})
+			}
+		}
+		if len(taken) > 0 {
+			return 0, 0, &ticket.ValidationError{Fields: taken}
+		}
+		for a := range current {
+			if wanted[a] {
+				continue
+			}
+			holder, claimLast, err := s.claim(ctx, a)
+			if err != nil {
+				return 0, 0, err
+			}
+			if holder == tenant {
+				body, _ := json.Marshal(intakev1.AddressReleased{Address: a, TenantID: tenant})
+				writes = append(writes, es.Write{Key: claimKey(a), Expected: claimLast, Events: []es.Event{event(claimKey(a), intakev1.TypeAddressReleased, body)}})
+			}
+		}
+		seqs, err := s.store.AppendAll(ctx, writes)
+		if errors.Is(err, es.ErrConcurrency) {
+			continue // the settings or a claim moved: look again
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		return uint64(len(history)) + 1, slices.Max(seqs), nil
+	}
+	return 0, 0, fmt.Errorf("settings of %s: %w", tenant, es.ErrConcurrency)
+}
+
+// claimKey is the aggregate of an address's claim.
+func claimKey(address string) es.Key {
+	sum := sha256.Sum256([]byte(strings.ToLower(address)))
+	return es.Key{Tenant: intakev1.GlobalTenant, ID: intakev1.AddressClaimPrefix + hex.EncodeToString(sum[:16])}
+}
+
+// claim returns the tenant holding address ("" when none) and the claim
+// aggregate's last sequence.
+func (s *Service) claim(ctx context.Context, address string) (string, uint64, error) {
+	history, last, err := s.store.Load(ctx, claimKey(address))
+	if err != nil {
+		return "", 0, fmt.Errorf("claim of %s: %w", address, err)
+	}
+	holder := ""
+	for _, e := range history {
+		var c intakev1.AddressClaimed
+		if err := json.Unmarshal(e.Data, &c); err != nil {
+			return "", 0, fmt.Errorf("claim of %s, event %s: %w", address, e.ID, err)
+		}
+		switch e.Type {
+		case intakev1.TypeAddressClaimed:
+			holder = c.TenantID
+		case intakev1.TypeAddressReleased:
+			holder = ""
+		}
+	}
+	return holder, last, nil
+}
+
+// AddressOwner returns the tenant whose inbound address address is.
+func (s *Service) AddressOwner(ctx context.Context, address string) (string, bool, error) {
+	holder, _, err := s.claim(ctx, address)
+	return holder, holder != "", err
 }
 
 // ValidateCustomFields checks a ticket's custom fields against the tenant's
