@@ -178,6 +178,70 @@ func TestEmailThreads(t *testing.T) {
 	}
 }
 
+// TestEmailRedeliveriesRace: the same mail delivered eight times at once
+// (MTA retries racing) opens one ticket, and a reply delivered eight times
+// at once adds one comment.
+func TestEmailRedeliveriesRace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, intake.Config{})
+	tenant := authtest.NewTenantID()
+	admin := e.user(t, tenant, newUserID(), "admin@example.com", "admin")
+	first := mailMsg("ada@example.com", "Scanner jams", "race1@example.com", "Every third page jams.")
+	var created []string
+	for _, o := range deliverAny(t, e, admin, first) {
+		if o.Outcome == "created" {
+			created = append(created, o.TicketID)
+		}
+	}
+	if len(created) != 1 {
+		t.Fatalf("8 concurrent deliveries created %d tickets", len(created))
+	}
+	// Replies thread through the read model: the first mail is in it
+	// within milliseconds, long before anyone answers it.
+	testwait.Until(t, 10*time.Second, "the mailed ticket in the read model", func() bool {
+		return e.as(t, admin, http.MethodGet, "/v1/tickets/"+created[0], nil).Code == http.StatusOK
+	})
+	reply := mailMsg("ada@example.com", "Re: Scanner jams", "race2@example.com", "Also the second tray.",
+		"In-Reply-To: <race1@example.com>")
+	commented := 0
+	outcomes := deliverAny(t, e, admin, reply)
+	for _, o := range outcomes {
+		if o.Outcome == "commented" {
+			commented++
+		}
+	}
+	if commented != 1 {
+		t.Fatalf("8 concurrent deliveries of a reply added %d comments: %+v", commented, outcomes)
+	}
+	var list struct{ Items []struct{ Body string } }
+	testwait.Until(t, 10*time.Second, "the reply in the read model", func() bool {
+		e.as(t, admin, http.MethodGet, "/v1/tickets/"+created[0]+"/comments", nil).decode(t, &list)
+		return len(list.Items) >= 1
+	})
+	if len(list.Items) != 1 {
+		t.Fatalf("comments %+v", list.Items)
+	}
+}
+
+// deliverAny posts raw eight times at once and returns the outcomes.
+func deliverAny(t *testing.T, e *env, token string, raw []byte) []inbound {
+	t.Helper()
+	var wg sync.WaitGroup
+	out := make([]inbound, 8)
+	for i := range out {
+		wg.Go(func() {
+			r := e.as(t, token, http.MethodPost, "/v1/inbound/email", raw, "Content-Type", "message/rfc822")
+			if r.Code != http.StatusOK && r.Code != http.StatusAccepted {
+				t.Errorf("delivery: %d %s", r.Code, r.Body)
+				return
+			}
+			r.decode(t, &out[i])
+		})
+	}
+	wg.Wait()
+	return out
+}
+
 // TestEmailBadInput: malformed mail is quarantined (listed, downloadable,
 // re-processable), oversized mail is refused with the limit, and a tenant
 // that rejects unknown senders refuses them.

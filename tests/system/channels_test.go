@@ -106,7 +106,27 @@ func TestMailAndAlertsEndToEnd(t *testing.T) {
 		}
 		return true
 	})
-	// Still one ticket: the reply did not open another.
+	// The agent answers by mail too: an agent's reply, not the requester's.
+	s.sendMail(t, "agent.smith@msp.example", desk, "From: agent.smith@msp.example\nTo: "+desk+"\nSubject: Re: ["+tk.Number+"] Printer"+
+		"\nMessage-ID: <a1@msp.example>\nMIME-Version: 1.0\nContent-Type: text/plain\n\nA new toner is on its way.\n")
+	testwait.Until(t, 15*time.Second, "the agent's mailed reply on the ticket", func() bool {
+		a := s.do(http.MethodGet, "/v1/tickets/"+tk.ID+"/comments", agent, nil)
+		var list struct {
+			Items []struct {
+				Body       string `json:"body"`
+				AuthorRole string `json:"author_role"`
+			}
+		}
+		if json.Unmarshal(a.body, &list) != nil || len(list.Items) != 3 {
+			return false
+		}
+		if c := list.Items[2]; c.Body != "A new toner is on its way." || c.AuthorRole != "agent" {
+			t.Fatalf("agent's mailed reply %+v", c)
+		}
+		return true
+	})
+
+	// Still one ticket: the replies did not open another.
 	page := decode[struct{ Items []ticketBody }](t, expect(t, s.do(http.MethodGet, "/v1/tickets", grace, nil), http.StatusOK, "list"))
 	if len(page.Items) != 1 {
 		t.Fatalf("the requester has %d tickets, want 1", len(page.Items))

@@ -71,7 +71,7 @@ func Sweep(ctx context.Context, cfg Config, due Due, closer Closer, log *slog.Lo
 				log.WarnContext(ctx, "auto-close", "tenant", d.Tenant, "ticket", d.TicketID, "err", err)
 				continue
 			}
-			if res.Sequence != 0 && res.Ticket.Status == "closed" {
+			if res.Appended {
 				n++
 			}
 		}

@@ -2,6 +2,8 @@ package channels
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"slices"
 	"strings"
@@ -130,6 +132,8 @@ func (s *Service) processEmail(ctx context.Context, tenant string, raw []byte, o
 			return Outcome{}, err
 		case res.FollowUp != nil:
 			return Outcome{Outcome: OutcomeFollowUp, TicketID: res.FollowUp.ID, TicketNumber: res.FollowUp.Number, Sequence: res.Sequence}, nil
+		case !res.Appended:
+			return Outcome{Outcome: OutcomeDropped, TicketID: res.Ticket.ID, Reason: "duplicate: this message is already on the ticket"}, nil
 		default:
 			return Outcome{Outcome: OutcomeCommented, TicketID: res.Ticket.ID, TicketNumber: res.Ticket.Number, Sequence: res.Sequence}, nil
 		}
@@ -139,11 +143,29 @@ func (s *Service) processEmail(ctx context.Context, tenant string, raw []byte, o
 		Impact: ticketv1.LevelLow, Urgency: ticketv1.LevelMedium, Requester: from, RequesterID: userID,
 		Channel: ticketv1.ChannelEmail, MessageID: msg.MessageID, Actor: m.Actor, CorrelationID: m.CorrelationID,
 		Then: func(t ticket.Ticket, _ time.Time) ([]any, error) { return ticket.DecideAttach(t, files...) },
+		// Two deliveries of one mail at once (an MTA's retry racing the
+		// first) make one ticket.
+		IdempotencyKey: idempotencyKey(msg.MessageID),
 	})
 	if err != nil {
 		return Outcome{}, err
 	}
+	if res.Replayed {
+		return Outcome{Outcome: OutcomeDropped, TicketID: res.Ticket.ID, TicketNumber: res.Ticket.Number,
+			Reason: "duplicate: this message opened the ticket already"}, nil
+	}
 	return Outcome{Outcome: OutcomeCreated, TicketID: res.Ticket.ID, TicketNumber: res.Ticket.Number, Sequence: res.Sequence}, nil
+}
+
+// idempotencyKey is the create's key for a mail with Message-ID id ("" for
+// none: a mail without one is not recognised again). The space keeps it out
+// of the keys clients may send (printable ASCII without space).
+func idempotencyKey(id string) string {
+	if id == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "mail " + hex.EncodeToString(sum[:16])
 }
 
 // thread finds the ticket a message replies to: by In-Reply-To and

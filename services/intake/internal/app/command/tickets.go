@@ -42,12 +42,15 @@ type Resolver interface {
 }
 
 // Result is a command's outcome: the ticket after it, the consistency token
-// of its last event (0 when nothing changed), and, when a reopen or a reply
+// of its last event, and, when a reopen or a reply
 // came too late, the follow-up ticket opened instead.
 type Result struct {
 	Ticket   ticket.Ticket
 	Sequence uint64
 	FollowUp *ticket.Ticket
+	// Appended is false when the command changed nothing (Sequence is then
+	// the ticket's last event).
+	Appended bool
 }
 
 // Tickets handles the commands on existing tickets: lifecycle, edits,
@@ -184,7 +187,7 @@ func (h *Tickets) execute(ctx context.Context, ref Ref, ifMatch *uint64, m Meta,
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Ticket: state, Sequence: res.Sequence}, nil
+	return Result{Ticket: state, Sequence: res.Sequence, Appended: len(res.Events) > 0}, nil
 }
 
 // pair runs a decision over two tickets of a tenant and appends both sides
@@ -236,7 +239,7 @@ func (h *Tickets) pair(ctx context.Context, ref Ref, ifMatch *uint64, target str
 		for _, p := range forA {
 			state = ticket.EvolveAt(state, p, at)
 		}
-		return Result{Ticket: state, Sequence: seq}, nil
+		return Result{Ticket: state, Sequence: seq, Appended: true}, nil
 	}
 	return Result{}, fmt.Errorf("link %s: %w", idA, es.ErrConcurrency)
 }
@@ -364,8 +367,8 @@ func (h *Tickets) Comment(ctx context.Context, ref Ref, ifMatch *uint64, m Meta,
 // commentWithFiles decides a comment and then its files on the state after it.
 func commentWithFiles(t ticket.Ticket, c ticket.Comment, files []ticket.Attachment) ([]any, error) {
 	out, err := ticket.DecideComment(t, c)
-	if err != nil || len(files) == 0 {
-		return out, err
+	if err != nil || len(out) == 0 || len(files) == 0 {
+		return out, err // nothing decided (a redelivered mail): its files neither
 	}
 	for _, p := range out {
 		t = ticket.Evolve(t, p)
@@ -480,7 +483,7 @@ func (h *Tickets) followUp(ctx context.Context, ref Ref, m Meta, description, ch
 		for _, p := range forOld {
 			after = ticket.EvolveAt(after, p, at)
 		}
-		return Result{Ticket: after, Sequence: seq, FollowUp: &fu}, nil
+		return Result{Ticket: after, Sequence: seq, FollowUp: &fu, Appended: true}, nil
 	}
 	return Result{}, fmt.Errorf("follow-up of %s: %w", id, es.ErrConcurrency)
 }

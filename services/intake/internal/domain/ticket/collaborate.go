@@ -43,7 +43,8 @@ type Comment struct {
 //     the reopen window.
 //
 // A requester's reply to a closed ticket, or to a resolved one past the
-// window, is ErrFollowUpRequired: it belongs on a follow-up ticket.
+// window, is ErrFollowUpRequired: it belongs on a follow-up ticket. A mail
+// whose Message-ID already reached the ticket decides nothing.
 func DecideComment(t Ticket, c Comment) ([]any, error) {
 	if !t.Exists() {
 		return nil, ErrNotFound
@@ -67,6 +68,9 @@ func DecideComment(t Ticket, c Comment) ([]any, error) {
 	}
 	if err := errs.err(); err != nil {
 		return nil, err
+	}
+	if t.HasMessage(c.MessageID) {
+		return nil, nil // the same mail again (an MTA's retry): already here
 	}
 	requesterReply := c.AuthorRole == ticketv1.AuthorRequester && !c.Internal
 	switch {

@@ -66,6 +66,11 @@ func TestDecideComment(t *testing.T) {
 		{name: "body too long", given: h["open"],
 			when: func() ticket.Comment { c := agentReply(false); c.Body = strings.Repeat("x", 65537); return c }(), badFields: []string{"body"}},
 		{name: "no ticket", when: agentReply(false), err: ticket.ErrNotFound},
+		{name: "the same mail again adds nothing", given: append(append([]any{}, h["open"]...), commented(requesterReply(now))),
+			when: requesterReply(now), then: nil},
+		{name: "the mail that opened the ticket, again, adds nothing",
+			given: []any{func() ticketv1.TicketCreated { c := created(); c.MessageID = "m1@example.com"; return c }()},
+			when:  requesterReply(now), then: nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

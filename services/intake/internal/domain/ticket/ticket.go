@@ -83,6 +83,9 @@ type Ticket struct {
 	// Alerts maps the fingerprint of each alert ever attached to whether
 	// it is still firing.
 	Alerts map[string]bool
+	// Messages are the Message-IDs of the mail that reached the ticket
+	// (the opening mail, mailed replies): a redelivery adds nothing.
+	Messages []string
 
 	// Version is the number of events folded in (0 for no ticket).
 	Version uint64
@@ -138,6 +141,7 @@ func Evolve(t Ticket, e any) Ticket {
 			Watchers:     e.Watchers,
 			CustomFields: e.CustomFields,
 			FollowUpOf:   e.FollowUpOf,
+			Messages:     nonEmpty(e.MessageID),
 			CreatedAt:    e.CreatedAt,
 			UpdatedAt:    e.CreatedAt,
 			Version:      t.Version,
@@ -165,6 +169,9 @@ func Evolve(t Ticket, e any) Ticket {
 		t.Status, t.PendingReason = StatusCancelled, ""
 	case ticketv1.TicketCommented:
 		t.Comments++
+		if e.MessageID != "" {
+			t.Messages = append(slices.Clip(t.Messages), e.MessageID)
+		}
 	case ticketv1.TicketFirstResponded:
 		t.FirstResponded = true
 	case ticketv1.TicketAttachmentAdded:
@@ -191,6 +198,16 @@ func Evolve(t Ticket, e any) Ticket {
 	}
 	t.Version++
 	return t
+}
+
+// HasMessage reports whether the mail with Message-ID id reached the ticket.
+func (t Ticket) HasMessage(id string) bool { return id != "" && slices.Contains(t.Messages, id) }
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
 }
 
 func evolveUpdated(t Ticket, e ticketv1.TicketUpdated) Ticket {
