@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	identityv1 "github.com/opsdesk/opsdesk/api/events/identity/v1"
@@ -297,6 +298,8 @@ func New(ctx context.Context, cfg Config, d runtime.Deps) (runtime.Service, erro
 		MailDomain:   cfg.MailDomain,
 		Mail:         mail.Limits{MaxMessageBytes: cfg.MaxMessageBytes, MaxAttachmentBytes: cfg.MaxAttachmentBytes, MaxAttachments: 50},
 		MaxAlertBody: cfg.MaxMessageBytes,
+		CaughtUp:     caughtUp(d.JS, runner),
+		CatchUpWait:  cfg.ReadWait,
 	}, create, work, st, state, d.Auth.Directory(), readModel, log)
 	if err := httpport.Register(d.HTTP, d.Auth, httpport.NewServer(httpport.Deps{
 		Create: create, Tickets: work, Queries: queries, Settings: st, Blobs: state, Channels: ch,
@@ -314,7 +317,7 @@ func New(ctx context.Context, cfg Config, d runtime.Deps) (runtime.Service, erro
 			return nil, err
 		}
 		r.Handle(requesters.Name, identityv1.Stream, []string{identityv1.Context + ".>"},
-			requesters.Handler(d.JS, readModel, runner, work))
+			requesters.Handler(caughtUp(d.JS, runner), readModel, work))
 		return r, nil
 	}
 	if _, err := reactions(); err != nil { // wiring errors fail the start
@@ -434,6 +437,21 @@ func newService(cfg Config, runner *projection.Runner, work *command.Tickets, st
 		}
 		return g.Wait()
 	}}
+}
+
+// caughtUp returns once the tickets projection has applied everything
+// TICKETS holds at the call.
+func caughtUp(js jetstream.JetStream, runner *projection.Runner) func(context.Context) error {
+	return func(ctx context.Context) error {
+		s, err := js.Stream(ctx, ticketv1.Stream)
+		if err != nil {
+			return err
+		}
+		if last := s.CachedInfo().State.LastSeq; last > 0 {
+			return runner.WaitFor(ctx, last)
+		}
+		return nil
+	}
 }
 
 // mailBridge lets the SMTP listener hand mail to the channel layer: the

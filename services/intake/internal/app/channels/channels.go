@@ -38,6 +38,14 @@ type Config struct {
 	Mail mail.Limits
 	// MaxAlertBody bounds one alert webhook body.
 	MaxAlertBody int64
+	// CaughtUp, when set, returns once the tickets read model has applied
+	// everything TICKETS held when it was called. Mail is threaded through
+	// the read model, so a reply that arrives right after the mail it
+	// answers waits for it (bounded by the caller's context) rather than
+	// missing it.
+	CaughtUp func(ctx context.Context) error
+	// CatchUpWait bounds that wait (2 s when zero).
+	CatchUpWait time.Duration
 }
 
 // Service is the channel layer.

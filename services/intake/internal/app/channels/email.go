@@ -91,6 +91,7 @@ func (s *Service) processEmail(ctx context.Context, tenant string, raw []byte, o
 		return Outcome{Outcome: OutcomeDropped, Reason: why}, nil
 	}
 	from := msg.From.Email
+	s.catchUp(ctx)
 	if msg.MessageID != "" {
 		// A redelivery (SMTP retry, or the same mail to two of our
 		// addresses) is already on a ticket.
@@ -166,6 +167,23 @@ func idempotencyKey(id string) string {
 	}
 	sum := sha256.Sum256([]byte(id))
 	return "mail " + hex.EncodeToString(sum[:16])
+}
+
+// catchUp waits, bounded, for the read model to hold every ticket event
+// appended so far; past the bound the mail is threaded with what is there.
+func (s *Service) catchUp(ctx context.Context) {
+	if s.cfg.CaughtUp == nil {
+		return
+	}
+	wait := s.cfg.CatchUpWait
+	if wait <= 0 {
+		wait = 2 * time.Second
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if err := s.cfg.CaughtUp(wctx); err != nil && ctx.Err() == nil {
+		s.log.WarnContext(ctx, "mail threaded before the read model caught up", "err", err)
+	}
 }
 
 // thread finds the ticket a message replies to: by In-Reply-To and

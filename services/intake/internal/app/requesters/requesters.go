@@ -11,10 +11,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	identityv1 "github.com/opsdesk/opsdesk/api/events/identity/v1"
-	ticketv1 "github.com/opsdesk/opsdesk/api/events/ticket/v1"
 	"github.com/opsdesk/opsdesk/libs/es"
 	"github.com/opsdesk/opsdesk/libs/reaction"
 	"github.com/opsdesk/opsdesk/services/intake/internal/app/command"
@@ -28,16 +25,11 @@ type Tickets interface {
 	Unidentified(ctx context.Context, tenant, email string) ([]string, error)
 }
 
-// Waiter waits until the tickets read model applied a stream sequence.
-type Waiter interface {
-	WaitFor(ctx context.Context, seq uint64) error
-}
-
 // Handler returns the reaction. Before it looks in the read model it waits
-// for the read model to reach the end of TICKETS as it is now: the ticket
-// that made identity onboard the user was appended before the user was,
-// so it is then in the read model.
-func Handler(js jetstream.JetStream, rm Tickets, wait Waiter, cmds *command.Tickets) reaction.Handler {
+// (caughtUp) for the read model to reach the end of TICKETS as it is now:
+// the ticket that made identity onboard the user was appended before the
+// user was, so it is then in the read model.
+func Handler(caughtUp func(context.Context) error, rm Tickets, cmds *command.Tickets) reaction.Handler {
 	return func(ctx context.Context, e es.Event) error {
 		if e.Type != identityv1.TypeUserOnboarded {
 			return nil
@@ -51,14 +43,8 @@ func Handler(js jetstream.JetStream, rm Tickets, wait Waiter, cmds *command.Tick
 			return reaction.Permanent(fmt.Errorf("event %s: subject %q is not identity.<tenant>.<id>", e.ID, e.Subject))
 		}
 		tenant := parts[1]
-		s, err := js.Stream(ctx, ticketv1.Stream)
-		if err != nil {
-			return fmt.Errorf("stream %s: %w", ticketv1.Stream, err)
-		}
-		if last := s.CachedInfo().State.LastSeq; last > 0 {
-			if err := wait.WaitFor(ctx, last); err != nil {
-				return err
-			}
+		if err := caughtUp(ctx); err != nil {
+			return fmt.Errorf("wait for the tickets read model: %w", err)
 		}
 		ids, err := rm.Unidentified(ctx, tenant, u.Email)
 		if err != nil {
