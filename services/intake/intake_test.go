@@ -68,7 +68,7 @@ func testRequesters(t *testing.T, e *env) {
 	if r := e.send(t, http.MethodPost, "/v1/tickets", forOther, "Authorization", ada); r.Code != http.StatusForbidden {
 		t.Errorf("requester logging for someone else: %d %s", r.Code, r.Body)
 	}
-	agents, _ := e.create(t, tenant, newTicket("Logged by an agent"))
+	agents, agentsToken := e.create(t, tenant, newTicket("Logged by an agent"))
 	for _, path := range []string{"/v1/tickets/" + own.ID, "/v1/tickets/" + own.Number + "/events"} {
 		if r := e.send(t, http.MethodGet, path, nil, "Authorization", ada, "X-Consistency-Token", token); r.Code != http.StatusOK {
 			t.Errorf("ada GET %s: %d %s", path, r.Code, r.Body)
@@ -77,16 +77,17 @@ func testRequesters(t *testing.T, e *env) {
 			t.Errorf("bob GET ada's %s: %d, want 404", path, r.Code)
 		}
 	}
-	if r := e.send(t, http.MethodGet, "/v1/tickets/"+agents.ID, nil, "Authorization", ada); r.Code != http.StatusNotFound {
+	if r := e.send(t, http.MethodGet, "/v1/tickets/"+agents.ID, nil, "Authorization", ada, "X-Consistency-Token", agentsToken); r.Code != http.StatusNotFound {
 		t.Errorf("ada GET the agent's ticket: %d, want 404", r.Code)
 	}
 	var page pageJSON
-	e.send(t, http.MethodGet, "/v1/tickets", nil, "Authorization", ada, "X-Consistency-Token", token).decode(t, &page)
+	e.send(t, http.MethodGet, "/v1/tickets", nil, "Authorization", ada, "X-Consistency-Token", agentsToken).decode(t, &page)
 	if len(page.Items) != 1 || page.Items[0].ID != own.ID {
 		t.Errorf("ada's list: %+v", page.Items)
 	}
+	// The agent's ticket came last: its token makes the list include it.
 	var all pageJSON
-	e.request(t, http.MethodGet, "/v1/tickets", tenant, nil, "X-Consistency-Token", token).decode(t, &all)
+	e.request(t, http.MethodGet, "/v1/tickets", tenant, nil, "X-Consistency-Token", agentsToken).decode(t, &all)
 	if len(all.Items) < 2 {
 		t.Errorf("the agent's list has %d tickets, want both", len(all.Items))
 	}

@@ -556,11 +556,14 @@ func TestAttachments(t *testing.T) {
 		dl.Header.Get("X-Content-Type-Options") != "nosniff" || !strings.HasPrefix(dl.Header.Get("Content-Disposition"), "attachment") {
 		t.Fatalf("download: %d %v", dl.Code, dl.Header)
 	}
-	if r := e.as(t, ada, http.MethodGet, "/v1/tickets/"+tk.ID+"/attachments/"+internal.Items[0].ID, nil); r.Code != http.StatusNotFound {
+	if r := e.as(t, ada, http.MethodGet, "/v1/tickets/"+tk.ID+"/attachments/"+internal.Items[0].ID, nil, "X-Consistency-Token", token); r.Code != http.StatusNotFound {
 		t.Fatalf("requester downloads an internal file: %d", r.Code)
 	}
+	if r := e.as(t, agent, http.MethodGet, "/v1/tickets/"+tk.ID+"/attachments/"+internal.Items[0].ID, nil, "X-Consistency-Token", token); r.Code != http.StatusOK {
+		t.Fatalf("agent downloads the internal file: %d", r.Code)
+	}
 	var list struct{ Items []struct{ ID string } }
-	e.as(t, ada, http.MethodGet, "/v1/tickets/"+tk.ID+"/attachments", nil).decode(t, &list)
+	e.as(t, ada, http.MethodGet, "/v1/tickets/"+tk.ID+"/attachments", nil, "X-Consistency-Token", token).decode(t, &list)
 	if len(list.Items) != 2 {
 		t.Fatalf("requester lists %d attachments, want 2", len(list.Items))
 	}
