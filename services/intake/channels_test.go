@@ -415,6 +415,9 @@ func TestAlertStorm(t *testing.T) {
 	if a := e.alerts(t, admin, alertmanager("other", "resolved", 500, 3), http.StatusOK); a.Ignored != 3 || len(a.Incidents) != 0 {
 		t.Fatalf("stray resolved alerts: %+v", a)
 	}
+	if r := e.as(t, admin, http.MethodPost, "/v1/inbound/alerts", alertmanager("other", "resolved", 500, 3)); !strings.Contains(string(r.Body), `"incidents":[]`) {
+		t.Fatalf("no incidents answers %s, want an empty list", r.Body)
+	}
 }
 
 // TestAlertsConcurrentWebhooks: two webhooks for one new group at once

@@ -78,16 +78,15 @@ func (s *Server) ReceiveAlerts(c echo.Context, _ ReceiveAlertsParams) error {
 		c.Response().Header().Set(HeaderConsistencyToken, strconv.FormatUint(out.Sequence, 10))
 	}
 	res := AlertsResult{Ignored: &out.Ignored}
-	for _, i := range out.Incidents {
-		res.Incidents = append(res.Incidents, struct {
-			Alerts       int    `json:"alerts"`
-			Created      bool   `json:"created"`
-			TicketId     string `json:"ticket_id"`
-			TicketNumber string `json:"ticket_number"`
-		}{Alerts: i.Alerts, Created: i.Created, TicketId: i.TicketID, TicketNumber: i.TicketNumber})
-	}
-	if res.Incidents == nil {
-		res.Incidents = res.Incidents[:0]
+	res.Incidents = make([]struct {
+		Alerts       int    `json:"alerts"`
+		Created      bool   `json:"created"`
+		TicketId     string `json:"ticket_id"`
+		TicketNumber string `json:"ticket_number"`
+	}, len(out.Incidents)) // [] rather than null when there are none
+	for n, i := range out.Incidents {
+		res.Incidents[n].Alerts, res.Incidents[n].Created = i.Alerts, i.Created
+		res.Incidents[n].TicketId, res.Incidents[n].TicketNumber = i.TicketID, i.TicketNumber
 	}
 	return c.JSON(http.StatusOK, res)
 }
