@@ -125,7 +125,6 @@ type QuarantineItem struct {
 const (
 	QuarantineHeld        = "held"
 	QuarantineReprocessed = "reprocessed"
-	QuarantineDiscarded   = "discarded"
 )
 
 // Quarantine keeps a reference to raw input (already in the blob store)

@@ -91,11 +91,6 @@ type Policy struct {
 	ReopenWindow time.Duration
 }
 
-// DefaultPolicy is the policy of a tenant that set none.
-func DefaultPolicy() Policy {
-	return Policy{AutoCloseAfter: 7 * 24 * time.Hour, ReopenWindow: 14 * 24 * time.Hour}
-}
-
 // Transition is a lifecycle command.
 type Transition struct {
 	Action string
