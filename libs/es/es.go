@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -54,6 +55,18 @@ func (k Key) Validate() error {
 
 // Subject is the NATS subject of the aggregate within context ctx.
 func (k Key) Subject(context string) string { return context + "." + k.Tenant + "." + k.ID }
+
+// KeyIn reads the aggregate of an event of context from its subject
+// <context>.<tenant>.<id>, which the store guarantees, rather than from
+// headers a producer could get wrong. Another shape is an error naming the
+// event (consumers dead-letter it).
+func (e Event) KeyIn(context string) (Key, error) {
+	parts := strings.Split(e.Subject, ".")
+	if len(parts) != 3 || parts[0] != context || !ValidToken(parts[1]) || !ValidToken(parts[2]) {
+		return Key{}, fmt.Errorf("event %s: subject %q is not %s.<tenant>.<id>", e.ID, e.Subject, context)
+	}
+	return Key{Tenant: parts[1], ID: parts[2]}, nil
+}
 
 // Event is one domain event with its CloudEvents envelope. Fields below
 // "Set by the store" are filled when an event is loaded or consumed.

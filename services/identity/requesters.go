@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	ticketv1 "github.com/opsdesk/opsdesk/api/events/ticket/v1"
 	"github.com/opsdesk/opsdesk/libs/es"
@@ -35,12 +34,11 @@ func requestersFromMail(a *app.App, log *slog.Logger) reaction.Handler {
 		if c.Channel != ticketv1.ChannelEmail || c.RequesterID != "" {
 			return nil
 		}
-		// The tenant from the subject, which the store guarantees.
-		parts := strings.Split(e.Subject, ".")
-		if len(parts) != 3 {
-			return reaction.Permanent(fmt.Errorf("event %s: subject %q is not ticket.<tenant>.<id>", e.ID, e.Subject))
+		key, err := e.KeyIn(ticketv1.Context)
+		if err != nil {
+			return reaction.Permanent(err)
 		}
-		created, err := a.OnboardRequester(app.WithMeta(ctx, app.Meta{CorrelationID: e.CorrelationID}), parts[1], c.Requester)
+		created, err := a.OnboardRequester(app.WithMeta(ctx, app.Meta{CorrelationID: e.CorrelationID}), key.Tenant, c.Requester)
 		var ve *domain.ValidationError
 		switch {
 		case errors.As(err, &ve), errors.Is(err, domain.ErrNotFound):

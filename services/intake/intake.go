@@ -12,6 +12,7 @@
 package intake
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -144,12 +145,7 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 // withStreams takes the shared stream settings (OPSDESK_NATS_REPLICAS and
 // _DUPLICATE_WINDOW) from the binary's infrastructure.
 func (c Config) withShared(s runtime.Streams, m runtime.Mail) Config {
-	if m.Domain != "" {
-		c.MailDomain = m.Domain
-	}
-	if m.SMTPAddr != "" {
-		c.SMTPAddr = m.SMTPAddr
-	}
+	c.MailDomain, c.SMTPAddr = cmp.Or(m.Domain, c.MailDomain), cmp.Or(m.SMTPAddr, c.SMTPAddr)
 	return c.withStreams(s)
 }
 
@@ -166,42 +162,18 @@ func (c Config) withStreams(s runtime.Streams) Config {
 // withDefaults fills zero fields from DefaultConfig.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.ReadWait == 0 {
-		c.ReadWait = d.ReadWait
-	}
-	if c.NumberBlock == 0 {
-		c.NumberBlock = d.NumberBlock
-	}
-	if c.Replicas == 0 {
-		c.Replicas = d.Replicas
-	}
-	if c.DuplicateWindow == 0 {
-		c.DuplicateWindow = d.DuplicateWindow
-	}
-	if c.PublishTimeout == 0 {
-		c.PublishTimeout = d.PublishTimeout
-	}
-	if c.ProjectionBatch == 0 {
-		c.ProjectionBatch = d.ProjectionBatch
-	}
-	if c.MaxAttachmentBytes == 0 {
-		c.MaxAttachmentBytes = d.MaxAttachmentBytes
-	}
-	if c.MaxMessageBytes == 0 {
-		c.MaxMessageBytes = d.MaxMessageBytes
-	}
-	if c.SettingsTTL == 0 {
-		c.SettingsTTL = d.SettingsTTL
-	}
-	if c.AutoCloseInterval == 0 {
-		c.AutoCloseInterval = d.AutoCloseInterval
-	}
-	if c.MailDomain == "" {
-		c.MailDomain = d.MailDomain
-	}
-	if c.SMTPAddr == "" {
-		c.SMTPAddr = d.SMTPAddr
-	}
+	c.ReadWait = cmp.Or(c.ReadWait, d.ReadWait)
+	c.NumberBlock = cmp.Or(c.NumberBlock, d.NumberBlock)
+	c.Replicas = cmp.Or(c.Replicas, d.Replicas)
+	c.DuplicateWindow = cmp.Or(c.DuplicateWindow, d.DuplicateWindow)
+	c.PublishTimeout = cmp.Or(c.PublishTimeout, d.PublishTimeout)
+	c.ProjectionBatch = cmp.Or(c.ProjectionBatch, d.ProjectionBatch)
+	c.MaxAttachmentBytes = cmp.Or(c.MaxAttachmentBytes, d.MaxAttachmentBytes)
+	c.MaxMessageBytes = cmp.Or(c.MaxMessageBytes, d.MaxMessageBytes)
+	c.SettingsTTL = cmp.Or(c.SettingsTTL, d.SettingsTTL)
+	c.AutoCloseInterval = cmp.Or(c.AutoCloseInterval, d.AutoCloseInterval)
+	c.MailDomain = cmp.Or(c.MailDomain, d.MailDomain)
+	c.SMTPAddr = cmp.Or(c.SMTPAddr, d.SMTPAddr)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -295,11 +267,10 @@ func New(ctx context.Context, cfg Config, d runtime.Deps) (runtime.Service, erro
 		return nil, fmt.Errorf("intake: %w", err)
 	}
 	ch := channels.New(channels.Config{
-		MailDomain:   cfg.MailDomain,
-		Mail:         mail.Limits{MaxMessageBytes: cfg.MaxMessageBytes, MaxAttachmentBytes: cfg.MaxAttachmentBytes, MaxAttachments: 50},
-		MaxAlertBody: cfg.MaxMessageBytes,
-		CaughtUp:     caughtUp(d.JS, runner),
-		CatchUpWait:  cfg.ReadWait,
+		MailDomain:  cfg.MailDomain,
+		Mail:        mail.Limits{MaxMessageBytes: cfg.MaxMessageBytes, MaxAttachmentBytes: cfg.MaxAttachmentBytes, MaxAttachments: 50},
+		CaughtUp:    caughtUp(d.JS, runner),
+		CatchUpWait: cfg.ReadWait,
 	}, create, work, st, state, d.Auth.Directory(), readModel, log)
 	if err := httpport.Register(d.HTTP, d.Auth, httpport.NewServer(httpport.Deps{
 		Create: create, Tickets: work, Queries: queries, Settings: st, Blobs: state, Channels: ch,
@@ -328,21 +299,15 @@ func New(ctx context.Context, cfg Config, d runtime.Deps) (runtime.Service, erro
 
 // setup provisions streams and the schema, and builds the projection runner.
 func setup(ctx context.Context, cfg Config, d runtime.Deps, log *slog.Logger) (*projection.Runner, error) {
-	if _, err := natsx.EnsureStream(ctx, d.JS, natsx.StreamConfig{
-		Name:            ticketv1.Stream,
-		Subjects:        []string{ticketv1.Context + ".>"},
-		Replicas:        cfg.Replicas,
-		DuplicateWindow: cfg.DuplicateWindow,
-	}); err != nil {
-		return nil, fmt.Errorf("intake: stream %s: %w", ticketv1.Stream, err)
-	}
-	if _, err := natsx.EnsureStream(ctx, d.JS, natsx.StreamConfig{
-		Name:            intakev1.Stream,
-		Subjects:        []string{intakev1.Context + ".>"},
-		Replicas:        cfg.Replicas,
-		DuplicateWindow: cfg.DuplicateWindow,
-	}); err != nil {
-		return nil, fmt.Errorf("intake: stream %s: %w", intakev1.Stream, err)
+	for _, st := range []struct{ name, context string }{{ticketv1.Stream, ticketv1.Context}, {intakev1.Stream, intakev1.Context}} {
+		if _, err := natsx.EnsureStream(ctx, d.JS, natsx.StreamConfig{
+			Name:            st.name,
+			Subjects:        []string{st.context + ".>"},
+			Replicas:        cfg.Replicas,
+			DuplicateWindow: cfg.DuplicateWindow,
+		}); err != nil {
+			return nil, fmt.Errorf("intake: stream %s: %w", st.name, err)
+		}
 	}
 	if err := natsx.EnsureCounterStream(ctx, d.JS, jsadapter.NumbersStream,
 		[]string{jsadapter.NumbersSubjectPrefix + ".>"}, cfg.Replicas); err != nil {

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -46,11 +45,11 @@ func (Projection) Reset(ctx context.Context, tx pgx.Tx) error {
 // Apply folds one event; claims and events that change nothing here are
 // skipped.
 func (Projection) Apply(ctx context.Context, tx pgx.Tx, e es.Event) error {
-	parts := strings.Split(e.Subject, ".")
-	if len(parts) != 3 || parts[0] != identityv1.Context {
-		return fmt.Errorf("event %s: subject %q is not identity.<tenant>.<id>", e.ID, e.Subject)
+	key, err := e.KeyIn(identityv1.Context)
+	if err != nil {
+		return err
 	}
-	tenant, id := parts[1], parts[2]
+	tenant, id := key.Tenant, key.ID
 	p, err := Codec.Decode(e)
 	if errors.Is(err, es.ErrUnknownType) {
 		return nil

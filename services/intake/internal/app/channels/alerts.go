@@ -43,19 +43,12 @@ type QuarantinedError struct {
 
 func (e *QuarantinedError) Error() string { return "alert payload quarantined: " + e.Invalid.Error() }
 
-// TooLargeError: a body over the limit.
-type TooLargeError struct{ Limit int64 }
-
-func (e *TooLargeError) Error() string { return fmt.Sprintf("body larger than %d bytes", e.Limit) }
-
-// ReceiveAlerts processes one alert webhook body for tenant: the alerts of
+// ReceiveAlerts processes one alert webhook body for tenant (the port
+// bounds its size): the alerts of
 // one group (Alertmanager's groupKey, the generic "group") go to one
 // incident, as do further alerts with a fingerprint the incident holds,
 // while that incident is open; otherwise firing alerts open a new one.
 func (s *Service) ReceiveAlerts(ctx context.Context, tenant string, body []byte, contentType string, m command.Meta) (AlertsOutcome, error) {
-	if n := int64(len(body)); n > s.cfg.MaxAlertBody {
-		return AlertsOutcome{}, &TooLargeError{Limit: s.cfg.MaxAlertBody}
-	}
 	batch, err := alerts.Parse(body, contentType)
 	var ve *alerts.ValidationError
 	if errors.As(err, &ve) {
@@ -221,7 +214,7 @@ func incidentTitle(as []ticket.Alert) string {
 	if len(as) > 1 {
 		t = fmt.Sprintf("%s (and %d more alerts)", t, len(as)-1)
 	}
-	return clip(t, ticket.MaxTitle)
+	return ticket.Clip(t, ticket.MaxTitle)
 }
 
 func incidentDescription(as []ticket.Alert) string {
@@ -234,5 +227,5 @@ func incidentDescription(as []ticket.Alert) string {
 		}
 		fmt.Fprintf(&b, "- [%s] %s\n", a.Severity, a.Title)
 	}
-	return clip(b.String(), ticket.MaxDescription)
+	return ticket.Clip(b.String(), ticket.MaxDescription)
 }

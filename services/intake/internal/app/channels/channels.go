@@ -36,8 +36,6 @@ type Config struct {
 	MailDomain string
 	// Mail bounds inbound mail.
 	Mail mail.Limits
-	// MaxAlertBody bounds one alert webhook body.
-	MaxAlertBody int64
 	// CaughtUp, when set, returns once the tickets read model has applied
 	// everything TICKETS held when it was called. Mail is threaded through
 	// the read model, so a reply that arrives right after the mail it

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gabriel-vasile/mimetype"
 	"github.com/oklog/ulid/v2"
@@ -140,7 +139,7 @@ func (s *Service) processEmail(ctx context.Context, tenant string, raw []byte, o
 		}
 	}
 	res, err := s.create.Handle(ctx, command.CreateTicket{
-		Tenant: tenant, Type: ticketv1.TypeIncident, Title: title(msg.Subject), Description: clip(commentBody(msg), ticket.MaxDescription),
+		Tenant: tenant, Type: ticketv1.TypeIncident, Title: title(msg.Subject), Description: ticket.Clip(commentBody(msg), ticket.MaxDescription),
 		Impact: ticketv1.LevelLow, Urgency: ticketv1.LevelMedium, Requester: from, RequesterID: userID,
 		Channel: ticketv1.ChannelEmail, MessageID: msg.MessageID, Actor: m.Actor, CorrelationID: m.CorrelationID,
 		Then: func(t ticket.Ticket, _ time.Time) ([]any, error) { return ticket.DecideAttach(t, files...) },
@@ -247,7 +246,7 @@ func commentBody(msg *mail.Message) string {
 	if strings.TrimSpace(body) == "" {
 		body = "(The message has no text.)"
 	}
-	return clip(body, ticket.MaxCommentBody)
+	return ticket.Clip(body, ticket.MaxCommentBody)
 }
 
 func cmpOr(a, b string) string {
@@ -270,15 +269,7 @@ func title(subject string) string {
 	if strings.TrimSpace(t) == "" {
 		t = "(no subject)"
 	}
-	return clip(t, ticket.MaxTitle)
-}
-
-// clip cuts s to at most n characters, marking the cut.
-func clip(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
+	return ticket.Clip(t, ticket.MaxTitle)
 }
 
 // reprocessEmail processes a quarantined message again.

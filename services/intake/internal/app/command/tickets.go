@@ -442,9 +442,6 @@ func (h *Tickets) followUp(ctx context.Context, ref Ref, m Meta, description, ch
 	if err != nil {
 		return Result{}, fmt.Errorf("allocate ticket number: %w", err)
 	}
-	if len([]rune(description)) > ticket.MaxDescription {
-		description = string([]rune(description)[:ticket.MaxDescription])
-	}
 	newTicketID := newID(ticket.IDPrefix)
 	for range es.DefaultAttempts {
 		old, err := h.load(ctx, ref.Tenant, id)

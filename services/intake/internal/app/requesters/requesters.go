@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	identityv1 "github.com/opsdesk/opsdesk/api/events/identity/v1"
 	"github.com/opsdesk/opsdesk/libs/es"
@@ -38,11 +37,11 @@ func Handler(caughtUp func(context.Context) error, rm Tickets, cmds *command.Tic
 		if err := json.Unmarshal(e.Data, &u); err != nil {
 			return reaction.Permanent(fmt.Errorf("decode %s: %w", e.ID, err))
 		}
-		parts := strings.Split(e.Subject, ".")
-		if len(parts) != 3 {
-			return reaction.Permanent(fmt.Errorf("event %s: subject %q is not identity.<tenant>.<id>", e.ID, e.Subject))
+		key, err := e.KeyIn(identityv1.Context)
+		if err != nil {
+			return reaction.Permanent(err)
 		}
-		tenant := parts[1]
+		tenant := key.Tenant
 		if err := caughtUp(ctx); err != nil {
 			return fmt.Errorf("wait for the tickets read model: %w", err)
 		}

@@ -177,16 +177,21 @@ func customFields(raw json.RawMessage) json.RawMessage {
 	return compact(raw)
 }
 
+// Clip cuts s to at most n characters, marking a cut with "…", for text
+// that must fit a field rather than be refused (a subject, quoted text).
+func Clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}
+
 // FollowUp is the create command of a follow-up of old: same requester,
 // type and classification, linked to old, with text saying why. The caller
 // allocates ID and Number as for any create.
 func FollowUp(old Ticket, description, channel string, at time.Time) Create {
-	title := "Follow-up to " + old.Number + ": " + old.Title
-	if utf8.RuneCountInString(title) > MaxTitle {
-		title = string([]rune(title)[:MaxTitle-1]) + "…"
-	}
 	return Create{
-		Type: old.Type, Title: title, Description: description, Impact: old.Impact, Urgency: old.Urgency,
+		Type: old.Type, Title: Clip("Follow-up to "+old.Number+": "+old.Title, MaxTitle), Description: Clip(description, MaxDescription), Impact: old.Impact, Urgency: old.Urgency,
 		Requester: old.Requester, RequesterID: old.RequesterID, Channel: channel,
 		Category: old.Category, Tags: old.Tags, ConfigItems: old.ConfigItems, Watchers: old.Watchers,
 		FollowUpOf: old.ID, At: at,

@@ -255,30 +255,27 @@ func consistencyToken(h *string) (uint64, error) {
 
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
+// ticketFromDomain answers a command with the ticket as the aggregate
+// has it, in the read model's shape (what only the read model knows, the
+// assignee and link times, is left out).
 func ticketFromDomain(t ticket.Ticket) Ticket {
-	out := Ticket{
-		Id: t.ID, Number: t.Number, Type: TicketType(t.Type), Status: TicketStatus(t.Status),
-		Title: t.Title, Description: t.Description, Impact: Level(t.Impact), Urgency: Level(t.Urgency),
-		Priority: Priority(t.Priority), Requester: t.Requester, RequesterId: optional(t.RequesterID), Channel: t.Channel,
-		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Version: int64(t.Version),
-		Category: &t.Category, Tags: list(t.Tags), ConfigItems: list(t.ConfigItems), Watchers: list(t.Watchers),
-		CustomFields: custom(t.CustomFields), PendingReason: optional(t.PendingReason),
-		AutoCloseAt: optionalTime(t.AutoCloseAt), ReopenUntil: optionalTime(t.ReopenUntil),
-		MergedInto: optional(t.MergedInto), FollowUpOf: optional(t.FollowUpOf),
-		CommentCount: &t.Comments, AttachmentCount: &t.Attachments,
-		ResolvedAt: optionalTime(t.ResolvedAt), ClosedAt: optionalTime(t.ClosedAt),
-		FirstResponseAt: optionalTime(t.FirstResponseAt),
+	v := query.Ticket{
+		ID: t.ID, Number: t.Number, Type: t.Type, Status: t.Status, Title: t.Title, Description: t.Description,
+		Impact: t.Impact, Urgency: t.Urgency, Priority: t.Priority, Requester: t.Requester, RequesterID: t.RequesterID,
+		Channel: t.Channel, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Version: int64(t.Version),
+		Category: t.Category, Tags: t.Tags, ConfigItems: t.ConfigItems, Watchers: t.Watchers, CustomFields: t.CustomFields,
+		PendingReason: t.PendingReason, ResolutionCode: t.ResolutionCode, ResolutionNote: t.ResolutionNote,
+		ResolvedAt: optionalTime(t.ResolvedAt), AutoCloseAt: optionalTime(t.AutoCloseAt), ReopenUntil: optionalTime(t.ReopenUntil),
+		ClosedAt: optionalTime(t.ClosedAt), FirstResponseAt: optionalTime(t.FirstResponseAt),
+		MergedInto: t.MergedInto, FollowUpOf: t.FollowUpOf, Comments: t.Comments, Attachments: t.Attachments,
 	}
 	if t.Satisfaction != 0 {
-		out.Satisfaction = &t.Satisfaction
+		v.Satisfaction = &t.Satisfaction
 	}
-	out.Resolution = resolution(t.ResolutionCode, t.ResolutionNote)
-	links := make([]Link, len(t.Links))
-	for i, l := range t.Links {
-		links[i] = Link{Kind: LinkKind(l.Kind), TargetId: l.Target, TargetNumber: l.TargetNumber}
+	for _, l := range t.Links {
+		v.Links = append(v.Links, query.Link{Kind: l.Kind, TargetID: l.Target, TargetNumber: l.TargetNumber})
 	}
-	out.Links = &links
-	return out
+	return ticketFromView(v)
 }
 
 // resolution is the API's resolution, nil for none.
@@ -338,8 +335,7 @@ func ticketFromView(t query.Ticket) Ticket {
 	out.Resolution = resolution(t.ResolutionCode, t.ResolutionNote)
 	links := make([]Link, len(t.Links))
 	for i, l := range t.Links {
-		at := l.CreatedAt
-		links[i] = Link{Kind: LinkKind(l.Kind), TargetId: l.TargetID, TargetNumber: l.TargetNumber, CreatedAt: &at}
+		links[i] = Link{Kind: LinkKind(l.Kind), TargetId: l.TargetID, TargetNumber: l.TargetNumber, CreatedAt: optionalTime(l.CreatedAt)}
 	}
 	out.Links = &links
 	return out

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -215,14 +214,10 @@ func (r *createdRows) flush(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-// aggregate reads tenant and ticket id from the subject, which the store
-// guarantees, rather than from headers a producer could get wrong.
+// aggregate reads tenant and ticket id from the subject.
 func aggregate(e es.Event) (tenant, id string, err error) {
-	parts := strings.Split(e.Subject, ".")
-	if len(parts) != 3 || parts[0] != ticketv1.Context || !es.ValidToken(parts[1]) || !es.ValidToken(parts[2]) {
-		return "", "", fmt.Errorf("event %s: subject %q is not %s.<tenant>.<id>", e.ID, e.Subject, ticketv1.Context)
-	}
-	return parts[1], parts[2], nil
+	k, err := e.KeyIn(ticketv1.Context)
+	return k.Tenant, k.ID, err
 }
 
 // nullable maps "" to SQL NULL.
