@@ -153,6 +153,14 @@ func TestEmailThreads(t *testing.T) {
 	if !slices.Equal(bodies, want) {
 		t.Fatalf("comment bodies %q, want %q", bodies, want)
 	}
+	blobs := func() int {
+		var n int
+		if err := e.owner.QueryRow(t.Context(), `SELECT count(*) FROM intake.blobs WHERE tenant_id = $1`, tenant).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := blobs()
 	// The same mail again (an MTA retry) is not added twice.
 	if again := e.mail(t, admin, mailMsg("Ada <ada@example.com>", "Re: x", "m2@mail.example.com", "Version 5.2.",
 		"In-Reply-To: <"+ourID+">"), http.StatusAccepted); again.Outcome != "dropped" || !strings.Contains(again.Reason, "duplicate") {
@@ -165,6 +173,9 @@ func TestEmailThreads(t *testing.T) {
 	}
 	if own := e.mail(t, admin, mailMsg("desk@opsdesk.localhost", "Re: x", tk.ID+".c_X@opsdesk.localhost", "echo"), http.StatusAccepted); own.Outcome != "dropped" {
 		t.Fatalf("own mail: %+v", own)
+	}
+	if n := blobs(); n != before {
+		t.Fatalf("dropped mail stored %d blobs", n-before)
 	}
 	// A reply once the ticket is closed opens a follow-up.
 	e.as(t, agent, http.MethodPost, "/v1/tickets/"+tk.ID+"/resolve", map[string]string{"code": "fixed", "note": "Client 5.3."})

@@ -51,16 +51,8 @@ func (s *Service) TenantForAddress(ctx context.Context, addr string) (string, bo
 // policy refuses the sender), or anything else (retry later). Malformed
 // mail is not an error: it is quarantined, and the outcome says so.
 func (s *Service) ReceiveEmail(ctx context.Context, tenant string, raw []byte, m command.Meta) (Outcome, error) {
-	if n := int64(len(raw)); n > s.cfg.Mail.MaxMessageBytes {
-		return Outcome{}, &mail.TooLargeError{What: "message", Limit: s.cfg.Mail.MaxMessageBytes, Size: n}
-	}
-	// The raw message is stored first, whatever happens next: it is the
-	// original kept with the ticket, or the quarantined item.
-	blob, err := s.state.PutBlob(ctx, tenant, "message/rfc822", raw, s.now())
-	if err != nil {
-		return Outcome{}, err
-	}
-	out, err := s.processEmail(ctx, tenant, raw, blob, m)
+	var stored *command.Blob
+	out, err := s.processEmail(ctx, tenant, raw, &stored, m)
 	// Mail that cannot be understood, or that makes no valid ticket (a
 	// sender address too long, say), is kept for an admin: answering an
 	// error would only make the sending server retry it forever.
@@ -68,19 +60,30 @@ func (s *Service) ReceiveEmail(ctx context.Context, tenant string, raw []byte, m
 		pe *mail.ParseError
 		ve *ticket.ValidationError
 	)
-	if errors.As(err, &pe) || errors.As(err, &ve) {
-		qid, qerr := s.state.Quarantine(ctx, tenant, "email", err.Error(), "", blob.ID, s.now())
-		if qerr != nil {
-			return Outcome{}, qerr
-		}
-		s.log.WarnContext(ctx, "mail quarantined", "tenant", tenant, "quarantine_id", qid, "reason", err.Error())
-		return Outcome{Outcome: OutcomeQuarantined, Reason: err.Error(), QuarantineID: qid}, nil
+	if !errors.As(err, &pe) && !errors.As(err, &ve) {
+		return out, err
 	}
-	return out, err
+	if stored == nil {
+		b, perr := s.state.PutBlob(ctx, tenant, "message/rfc822", raw, s.now())
+		if perr != nil {
+			return Outcome{}, perr
+		}
+		stored = &b
+	}
+	qid, qerr := s.state.Quarantine(ctx, tenant, "email", err.Error(), "", stored.ID, s.now())
+	if qerr != nil {
+		return Outcome{}, qerr
+	}
+	s.log.WarnContext(ctx, "mail quarantined", "tenant", tenant, "quarantine_id", qid, "reason", err.Error())
+	return Outcome{Outcome: OutcomeQuarantined, Reason: err.Error(), QuarantineID: qid}, nil
 }
 
-// processEmail parses, filters, threads and applies one stored message.
-func (s *Service) processEmail(ctx context.Context, tenant string, raw []byte, original command.Blob, m command.Meta) (Outcome, error) {
+// processEmail parses, filters, threads and applies one message. The raw
+// message is stored (as the original kept with the ticket) only once the
+// mail is going to reach a ticket; *original holds it afterwards, and a
+// caller that already has it stored (re-processing) passes it in.
+// mail.Parse refuses an oversized message (*mail.TooLargeError).
+func (s *Service) processEmail(ctx context.Context, tenant string, raw []byte, original **command.Blob, m command.Meta) (Outcome, error) {
 	msg, err := mail.Parse(raw, s.cfg.Mail)
 	if err != nil {
 		return Outcome{}, err
@@ -108,7 +111,14 @@ func (s *Service) processEmail(ctx context.Context, tenant string, raw []byte, o
 	if !known && st.UnknownSenders == intakev1.UnknownSendersReject {
 		return Outcome{}, &RejectedError{Reason: "this help desk accepts mail only from its users; " + from + " is not one"}
 	}
-	files, err := s.storeParts(ctx, tenant, msg, original)
+	if *original == nil {
+		b, err := s.state.PutBlob(ctx, tenant, "message/rfc822", raw, s.now())
+		if err != nil {
+			return Outcome{}, err
+		}
+		*original = &b
+	}
+	files, err := s.storeParts(ctx, tenant, msg, **original)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -278,5 +288,6 @@ func (s *Service) reprocessEmail(ctx context.Context, tenant string, q pgstore.Q
 	if err != nil {
 		return Outcome{}, err
 	}
-	return s.processEmail(ctx, tenant, b.Data, b, m)
+	stored := &b
+	return s.processEmail(ctx, tenant, b.Data, &stored, m)
 }
